@@ -1,0 +1,289 @@
+"""Accounts, contacts, users and their roles, money, and the notification outbox."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.mail import send_mail
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    """The four roles of process.md; each is a Django group of the same name."""
+
+    REP = "rep", _("Account executive")
+    BDR = "bdr", _("Business development")
+    SALES_OPS = "sales_ops", _("Sales Ops")
+    MANAGER = "manager", _("Manager")
+
+
+class Team(models.Model):
+    """A manager's team of account executives and BDRs."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("manager"),
+        on_delete=models.PROTECT,
+        related_name="led_teams",
+        null=True,
+        blank=True,
+    )
+
+    class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person working in the CRM; their role is the Django group they belong to."""
+
+    team = models.ForeignKey(
+        Team,
+        verbose_name=_("team"),
+        on_delete=models.PROTECT,
+        related_name="members",
+        null=True,
+        blank=True,
+    )
+
+    class Meta(AbstractUser.Meta):
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username
+
+    @cached_property
+    def roles(self) -> frozenset[str]:
+        """The role keys of this user, read once per request."""
+        return frozenset(self.groups.filter(name__in=Role.values).values_list("name", flat=True))
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+    @property
+    def is_rep(self) -> bool:
+        return self.has_role(Role.REP)
+
+    @property
+    def is_bdr(self) -> bool:
+        return self.has_role(Role.BDR)
+
+    @property
+    def is_sales_ops(self) -> bool:
+        return self.has_role(Role.SALES_OPS)
+
+    @property
+    def is_manager(self) -> bool:
+        return self.has_role(Role.MANAGER)
+
+    @cached_property
+    def team_ids(self) -> frozenset[int]:
+        """Teams this user belongs to or leads: the opportunities a manager or rep sees."""
+        led = set(self.led_teams.values_list("pk", flat=True)) if self.is_manager else set()
+        if self.team_id:
+            led.add(self.team_id)
+        return frozenset(led)
+
+
+class Account(models.Model):
+    """A customer company."""
+
+    name = models.CharField(_("name"), max_length=200)
+    website = models.URLField(_("website"), blank=True)
+    industry = models.CharField(_("industry"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    """A person at an account: a possible champion or decision-committee member."""
+
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="contacts"
+    )
+    first_name = models.CharField(_("first name"), max_length=100)
+    last_name = models.CharField(_("last name"), max_length=100)
+    title = models.CharField(_("job title"), max_length=150, blank=True)
+    email = models.EmailField(_("e-mail"), blank=True)
+    phone = models.CharField(_("phone"), max_length=50, blank=True)
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["last_name", "first_name"]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+def company_currency() -> str:
+    return settings.COMPANY_CURRENCY
+
+
+class ExchangeRate(models.Model):
+    """How much one unit of a foreign currency is worth in the company currency.
+
+    Kept by sales ops. An amount whose currency has no rate is never summed raw: totals
+    leave it out and say so.
+    """
+
+    currency = models.CharField(_("currency"), max_length=3, unique=True)
+    rate = models.DecimalField(
+        _("rate to the company currency"), max_digits=18, decimal_places=8
+    )
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("updated by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+    )
+
+    class Meta:
+        verbose_name = _("exchange rate")
+        verbose_name_plural = _("exchange rates")
+        ordering = ["currency"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(rate__gt=0), name="exchange_rate_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.rate} {company_currency()}"
+
+    @classmethod
+    def rates(cls) -> dict[str, Decimal]:
+        """Every known rate, the company currency included at 1."""
+        known = dict(cls.objects.values_list("currency", "rate"))
+        known[company_currency()] = Decimal(1)
+        return known
+
+
+def fiscal_quarter(day: date) -> tuple[int, int]:
+    """The (fiscal year, quarter 1-4) a day falls in, following FISCAL_YEAR_START_MONTH.
+
+    A fiscal year is named after the calendar year in which it ends, as most companies do.
+    """
+    start = settings.FISCAL_YEAR_START_MONTH
+    months_into_year = (day.month - start) % 12
+    quarter = months_into_year // 3 + 1
+    year = day.year + 1 if start != 1 and day.month >= start else day.year
+    return year, quarter
+
+
+def fiscal_quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
+    """First day and first day after the given fiscal quarter."""
+    start = settings.FISCAL_YEAR_START_MONTH
+    first_month_index = (start - 1) + (quarter - 1) * 3  # months since January of year 0
+    calendar_year = year - 1 if start != 1 else year
+    first = date(calendar_year + first_month_index // 12, first_month_index % 12 + 1, 1)
+    after_index = first_month_index + 3
+    after = date(calendar_year + after_index // 12, after_index % 12 + 1, 1)
+    return first, after
+
+
+class Notification(models.Model):
+    """The outbox: written in the transaction of the change it reports, delivered later.
+
+    Shown in the app at once; the e-mail is sent by a Celery task with retries, so a broker
+    or mail server that is down delays the e-mail and never fails the change.
+    """
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recipient"),
+        on_delete=models.PROTECT,
+        related_name="notifications",
+    )
+    subject = models.CharField(_("subject"), max_length=200)
+    body = models.TextField(_("message"))
+    link = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+    emailed_at = models.DateTimeField(_("e-mailed"), null=True, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(_("delivery attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    MAX_ATTEMPTS = 10
+
+    @classmethod
+    def send(cls, recipient: User, subject: str, body: str, link: str = "") -> Notification:
+        """Queue a notification inside the current transaction; e-mail it after commit."""
+        notification = cls.objects.create(
+            recipient=recipient, subject=subject, body=body, link=link
+        )
+        from crm.tasks import deliver_notification
+
+        transaction.on_commit(lambda: enqueue_quietly(deliver_notification, notification.pk))
+        return notification
+
+    @classmethod
+    def undelivered(cls) -> models.QuerySet[Notification]:
+        return cls.objects.filter(emailed_at__isnull=True, attempts__lt=cls.MAX_ATTEMPTS)
+
+    @classmethod
+    def deliver(cls, pk: int) -> bool:
+        """E-mail one notification unless already done; True when this call sent it.
+
+        The conditional UPDATE claims the row, so two workers never send it twice.
+        """
+        claimed = cls.undelivered().filter(pk=pk).update(
+            emailed_at=timezone.now(), attempts=models.F("attempts") + 1
+        )
+        if not claimed:
+            return False
+        notification = cls.objects.select_related("recipient").get(pk=pk)
+        if not notification.recipient.email:
+            return True
+        try:
+            send_mail(
+                notification.subject,
+                notification.body,
+                None,
+                [notification.recipient.email],
+            )
+        except Exception as error:  # the mail server's problem; retried by the sweep
+            cls.objects.filter(pk=pk).update(emailed_at=None, last_error=str(error)[:2000])
+            raise
+        return True
+
+
+def enqueue_quietly(task, *args) -> None:
+    """Publish a task; when the broker is down, log and leave it to the periodic sweep."""
+    import logging
+
+    try:
+        task.apply_async(args=args, retry=False)
+    except Exception:
+        logging.getLogger(__name__).warning(
+            "Broker unavailable; %s%r stays in the outbox for the sweep", task.name, args
+        )

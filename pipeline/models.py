@@ -1,0 +1,1084 @@
+"""Opportunities and the gated state machine that moves them through the process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy as _
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+
+from crm.models import Account, Contact, ExchangeRate, Notification, Role, User
+from pipeline.process import (
+    CRITERIA,
+    KILLABLE_STAGES,
+    ORDERED_STAGES,
+    PROCESS,
+    TIMED_STAGES,
+    Criterion,
+    CriterionKind,
+    DeadReason,
+    ForecastCategory,
+    Stage,
+    next_stage,
+    stages_from,
+)
+
+
+class Via(models.TextChoices):
+    """Where a change came from."""
+
+    BOARD = "board", _("board")
+    PAGE = "page", _("opportunity page")
+    API = "api", _("API")
+    TIMEOUT = "timeout", _("timeout")
+    ADMIN = "admin", _("admin")
+    IMPORT = "import", _("import")
+    SEED = "seed", _("demo data")
+
+
+class OpportunityType(models.TextChoices):
+    NEW_BUSINESS = "new_business", _("New business")
+    UPSELL = "upsell", _("Upsell")
+    CROSS_SELL = "cross_sell", _("Cross-sell")
+
+
+class Source(models.TextChoices):
+    WEBINAR = "webinar", _("Webinar")
+    EVENT = "event", _("Event")
+    INBOUND = "inbound", _("Inbound")
+    OUTBOUND = "outbound", _("Outbound")
+    EXISTING_CUSTOMER = "existing_customer", _("Existing customer")
+    PARTNER = "partner", _("Partner")
+
+
+# --- Refusals: every one carries a message a person can act on, and changes nothing. ---
+
+
+class ChangeRefused(Exception):
+    """A change to an opportunity was refused; nothing was written."""
+
+    status_code = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidChange(ChangeRefused):
+    """The request itself is wrong: a move the process does not allow, a missing reason."""
+
+
+class ChangeForbidden(ChangeRefused):
+    """The user's role does not allow this change."""
+
+    status_code = 403
+
+
+class Conflict(ChangeRefused):
+    """Someone changed the opportunity since the user loaded it."""
+
+    status_code = 409
+
+    def __init__(self, message: str, *, opportunity: Opportunity):
+        super().__init__(message)
+        self.opportunity = opportunity
+
+
+class GateNotMet(ChangeRefused):
+    """The exit criteria of `stage` do not hold, so the opportunity cannot leave it."""
+
+    status_code = 422
+
+    def __init__(self, message: str, *, stage: Stage, missing: list[Criterion]):
+        super().__init__(message)
+        self.stage = stage
+        self.missing = missing
+
+
+# --- Configuration kept by sales ops ---
+
+
+class StageTimeout(models.Model):
+    """Sales ops' override of a stage's default timeout (process.md: stages 2 to 6)."""
+
+    stage = models.CharField(
+        _("stage"),
+        max_length=20,
+        unique=True,
+        choices=[(stage.value, stage.label) for stage in TIMED_STAGES],
+    )
+    days = models.PositiveSmallIntegerField(_("days"))
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("updated by"), on_delete=models.PROTECT,
+        null=True, blank=True,
+    )
+
+    class Meta:
+        verbose_name = _("stage timeout")
+        verbose_name_plural = _("stage timeouts")
+        constraints = [
+            models.CheckConstraint(condition=Q(days__gt=0), name="stage_timeout_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{Stage(self.stage).label}: {self.days}"
+
+    @classmethod
+    def days_for(cls, stage: Stage) -> int | None:
+        """The timeout in force for a stage: the override, else process.md's default."""
+        default = PROCESS[stage].default_timeout_days
+        if default is None:
+            return None
+        override = cls.objects.filter(stage=stage).values_list("days", flat=True).first()
+        return override or default
+
+
+# --- Opportunities ---
+
+
+class OpportunityQuerySet(models.QuerySet):
+    def open(self) -> OpportunityQuerySet:
+        """Still being worked: neither won nor parked."""
+        return self.exclude(stage__in=[Stage.CLOSED, Stage.DEAD])
+
+    def dead_pool(self) -> OpportunityQuerySet:
+        return self.filter(stage=Stage.DEAD)
+
+    def visible_to(self, user: User) -> OpportunityQuerySet:
+        """What this user may see, by role (process.md, Roles; issue #2's table)."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser or user.is_sales_ops:
+            return self
+        seen = Q(pk__in=[])
+        team = Q(owner__team_id__in=user.team_ids) | Q(owner=user)
+        if user.is_rep or user.is_manager:
+            seen |= team
+        if user.is_bdr:
+            seen |= (team & Q(stage=Stage.IDENTIFYING)) | Q(stage=Stage.DEAD)
+        return self.filter(seen)
+
+    def with_checklist(self) -> OpportunityQuerySet:
+        """Everything the gates read, in a fixed number of queries however many rows."""
+        return self.select_related("account", "owner", "champion").prefetch_related(
+            models.Prefetch(
+                "ticks",
+                queryset=CriterionTick.objects.filter(revoked_at__isnull=True).select_related(
+                    "ticked_by"
+                ),
+                to_attr="active_ticks",
+            ),
+            models.Prefetch(
+                "committee_members",
+                queryset=CommitteeMember.objects.filter(removed_at__isnull=True).select_related(
+                    "contact", "confirmed_by"
+                ),
+                to_attr="prefetched_committee",
+            ),
+        )
+
+    def overdue(self, now: datetime | None = None) -> OpportunityQuerySet:
+        """Past their stage deadline, by the indexed deadline column."""
+        return self.filter(stage_deadline__lt=now or timezone.now(), stage__in=TIMED_STAGES)
+
+    def company_totals(self) -> Totals:
+        """Sum of amounts in the company currency, and what could not be converted."""
+        return Totals.of(self)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A total in the company currency, honest about amounts it could not convert."""
+
+    amount: Decimal
+    weighted: Decimal
+    count: int
+    unconverted_count: int
+    unconverted_currencies: tuple[str, ...]
+
+    @classmethod
+    def of(cls, opportunities: models.QuerySet) -> Totals:
+        rates = ExchangeRate.rates()
+        rows = (
+            opportunities.order_by()
+            .values("currency", "stage")
+            .annotate(amount=models.Sum("amount"), count=models.Count("*"))
+        )
+        amount = weighted = Decimal(0)
+        count = unconverted = 0
+        missing: set[str] = set()
+        for row in rows:
+            count += row["count"]
+            rate = rates.get(row["currency"])
+            if rate is None:
+                unconverted += row["count"]
+                missing.add(row["currency"])
+                continue
+            converted = (row["amount"] or Decimal(0)) * rate
+            amount += converted
+            weighted += converted * PROCESS[Stage(row["stage"])].probability / 100
+        return cls(
+            amount=amount.quantize(Decimal("0.01")),
+            weighted=weighted.quantize(Decimal("0.01")),
+            count=count,
+            unconverted_count=unconverted,
+            unconverted_currencies=tuple(sorted(missing)),
+        )
+
+
+class Opportunity(ConcurrentTransitionMixin, models.Model):
+    """A deal being worked through the process; its stage changes only through move_to."""
+
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.PROTECT,
+        related_name="opportunities",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.PROTECT,
+        related_name="opportunities",
+    )
+    name = models.CharField(_("name"), max_length=200)
+    type = models.CharField(
+        _("type"), max_length=20, choices=OpportunityType.choices,
+        default=OpportunityType.NEW_BUSINESS,
+    )
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3)
+    expected_close_date = models.DateField(_("expected close date"))
+    next_step = models.CharField(_("next step"), max_length=300, blank=True)
+    next_step_date = models.DateField(_("next step date"), null=True, blank=True)
+
+    stage = FSMField(
+        _("stage"), max_length=20, choices=Stage.choices, default=Stage.IDENTIFYING,
+        protected=True,
+    )
+    stage_entered_at = models.DateTimeField(_("in stage since"), default=timezone.now)
+    stage_deadline = models.DateTimeField(_("stage deadline"), null=True, blank=True)
+    amount_at_stage_entry = models.DecimalField(
+        _("amount at stage entry"), max_digits=14, decimal_places=2
+    )
+
+    champion = models.ForeignKey(
+        Contact, verbose_name=_("champion"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="championed_opportunities",
+    )
+    champion_confirmed_at = models.DateTimeField(_("champion confirmed"), null=True, blank=True)
+    champion_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("champion confirmed by"),
+        on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+    )
+
+    dead_reason = models.CharField(
+        _("dead reason"), max_length=20, choices=DeadReason.choices, blank=True
+    )
+    dead_note = models.TextField(_("dead note"), blank=True)
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    version = models.PositiveIntegerField(_("version"), default=1)
+    changed_at = models.DateTimeField(_("last changed"), default=timezone.now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("last changed by"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+
+    objects = OpportunityQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("opportunity")
+        verbose_name_plural = _("opportunities")
+        indexes = [
+            # The timeout sweep scans only this; a partial index keeps it small.
+            models.Index(
+                fields=["stage_deadline"], name="opportunity_deadline",
+                condition=Q(stage_deadline__isnull=False),
+            ),
+            models.Index(fields=["stage", "expected_close_date"], name="opportunity_column"),
+            models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="opportunity_amount"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("pipeline:opportunity_detail", args=[self.pk])
+
+    @classmethod
+    def start(cls, *, account: Account, owner: User, by: User | None, name: str, source: str,
+              amount: Decimal, currency: str, expected_close_date: date,
+              type: str = OpportunityType.NEW_BUSINESS, **details: Any) -> Opportunity:
+        """Open a new opportunity in stage 1, owned by `owner`."""
+        now = timezone.now()
+        return cls.objects.create(
+            account=account, owner=owner, name=name, source=source, type=type,
+            amount=amount, amount_at_stage_entry=amount, currency=currency.upper(),
+            expected_close_date=expected_close_date, stage_entered_at=now, created_at=now,
+            changed_at=now, changed_by=by, **details,
+        )
+
+    def reload(self) -> None:
+        """Re-read the row and forget what was prefetched with it."""
+        self.refresh_from_db()
+        for name in ("active_ticks", "prefetched_committee"):
+            self.__dict__.pop(name, None)
+
+    # --- derived facts ---
+
+    @property
+    def stage_rule(self):
+        return PROCESS[Stage(self.stage)]
+
+    @property
+    def probability(self) -> int:
+        return self.stage_rule.probability
+
+    @property
+    def forecast_category(self) -> ForecastCategory:
+        return self.stage_rule.category
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage not in (Stage.CLOSED, Stage.DEAD)
+
+    def active_committee(self) -> list[CommitteeMember]:
+        if hasattr(self, "prefetched_committee"):
+            return self.prefetched_committee
+        return list(
+            self.committee_members.filter(removed_at__isnull=True).select_related("contact")
+        )
+
+    def active_tick_map(self) -> dict[str, CriterionTick]:
+        ticks = getattr(self, "active_ticks", None)
+        if ticks is None:
+            ticks = list(self.ticks.filter(revoked_at__isnull=True).select_related("ticked_by"))
+        return {tick.criterion: tick for tick in ticks}
+
+    def criterion_met(self, criterion: Criterion, ticks: dict | None = None) -> bool:
+        if criterion.kind == CriterionKind.DERIVED:
+            return criterion.derived_check(self)
+        ticks = self.active_tick_map() if ticks is None else ticks
+        return criterion.key in ticks
+
+    def missing_criteria(self, stage: Stage | None = None) -> list[Criterion]:
+        """What still blocks leaving `stage` (default: the current one) forward."""
+        stage = Stage(stage or self.stage)
+        ticks = self.active_tick_map()
+        return [c for c in PROCESS[stage].exit_criteria if not self.criterion_met(c, ticks)]
+
+    def gate_is_met(self) -> bool:
+        return not self.missing_criteria()
+
+    def criteria_progress(self) -> tuple[int, int]:
+        """(met, total) for the current stage's exit criteria."""
+        criteria = self.stage_rule.exit_criteria
+        return len(criteria) - len(self.missing_criteria()), len(criteria)
+
+    def checklist_snapshot(self) -> dict[str, Any]:
+        """Every criterion's state plus the data derived criteria read, for the history."""
+        ticks = self.active_tick_map()
+        criteria = {}
+        for key, criterion in CRITERIA.items():
+            tick = ticks.get(key)
+            criteria[key] = {
+                "met": self.criterion_met(criterion, ticks),
+                "state": tick.state if tick else None,
+                "by": tick.ticked_by.get_username() if tick else None,
+                "at": tick.ticked_at.isoformat() if tick else None,
+                "note": tick.note if tick else None,
+            }
+        return {
+            "criteria": criteria,
+            "champion": self.champion_id,
+            "champion_confirmed_at": (
+                self.champion_confirmed_at.isoformat() if self.champion_confirmed_at else None
+            ),
+            "committee": [
+                {
+                    "contact": member.contact_id,
+                    "confirmed_on": member.confirmed_on.isoformat()
+                    if member.confirmed_on else None,
+                }
+                for member in self.active_committee()
+            ],
+        }
+
+    def days_in_stage(self, now: datetime | None = None) -> int:
+        return ((now or timezone.now()) - self.stage_entered_at).days
+
+    def timeout_days(self) -> int | None:
+        if self.stage_deadline is None:
+            return None
+        return (self.stage_deadline - self.stage_entered_at).days
+
+    # --- who may do what: the one place every view and the admin ask ---
+
+    def is_visible_to(self, user: User) -> bool:
+        return Opportunity.objects.visible_to(user).filter(pk=self.pk).exists()
+
+    def is_managed_by(self, user: User) -> bool:
+        return user.is_manager and self.owner.team_id in user.team_ids
+
+    def can_edit(self, user: User | None) -> bool:
+        """May change fields, ticks, champion and committee (not the stage per se)."""
+        if user is None or user.is_superuser:
+            return True
+        if not self.is_open:
+            return False
+        if self.is_managed_by(user):
+            return True
+        if self.owner_id != user.pk:
+            return False
+        if user.is_rep:
+            return True
+        return user.is_bdr and self.stage == Stage.IDENTIFYING
+
+    def can_move(self, user: User | None, target: Stage) -> bool:
+        """May this user ask for this move? Gates are checked separately."""
+        if user is None or user.is_superuser:
+            return True
+        if self.stage == Stage.PENDING:
+            if target in (Stage.CLOSED, Stage.FINALIZING):
+                return user.is_sales_ops
+            return target == Stage.DEAD and self.is_managed_by(user)
+        if self.stage == Stage.DEAD:
+            return user.is_bdr or self.is_managed_by(user) or (
+                self.owner_id == user.pk and user.is_rep
+            )
+        return self.can_edit(user)
+
+    def can_change_owner(self, user: User | None) -> bool:
+        return user is None or user.is_superuser or self.is_managed_by(user)
+
+    # --- the state machine (django-fsm); only move_to calls these ---
+
+    @transition(
+        field=stage,
+        source=list(ORDERED_STAGES[:6]),
+        target=RETURN_VALUE(*ORDERED_STAGES[1:7]),
+        conditions=[gate_is_met],
+    )
+    def _advance(self) -> Stage:
+        return next_stage(Stage(self.stage))
+
+    @transition(
+        field=stage,
+        source=list(ORDERED_STAGES[1:6]),
+        target=RETURN_VALUE(*ORDERED_STAGES[:5]),
+    )
+    def _step_back(self, target: Stage) -> Stage:
+        return target
+
+    @transition(field=stage, source=[*KILLABLE_STAGES, Stage.PENDING], target=Stage.DEAD)
+    def _park(self) -> None:
+        pass
+
+    @transition(field=stage, source=Stage.DEAD, target=Stage.IDENTIFYING)
+    def _reopen(self) -> None:
+        pass
+
+    @transition(field=stage, source=Stage.PENDING, target=Stage.CLOSED)
+    def _approve(self) -> None:
+        pass
+
+    @transition(field=stage, source=Stage.PENDING, target=Stage.FINALIZING)
+    def _reject(self) -> None:
+        pass
+
+    # --- the one door for every stage change ---
+
+    def move_to(
+        self,
+        target: Stage | str,
+        *,
+        by: User | None,
+        via: Via,
+        reason: str = "",
+        expected_version: int | None = None,
+        dead_reason: DeadReason | str = "",
+        account_executive: User | None = None,
+        is_undo: bool = False,
+        now: datetime | None = None,
+    ) -> list[StageChange]:
+        """Move this opportunity to `target`: lock, check, transition, save and record.
+
+        A forward move over several stages is a sequence of gated single moves, all or
+        nothing. Raises a ChangeRefused subclass, and then nothing has changed.
+        `by=None` is the system (timeouts, imports). Returns the history rows written.
+        """
+        try:
+            target = Stage(target)
+        except ValueError:
+            raise InvalidChange(gettext("There is no stage “%s”.") % target) from None
+        reason = (reason or "").strip()
+        now = now or timezone.now()
+        with transaction.atomic():
+            locked = self._lock(expected_version, by)
+            if not locked.can_move(by, target):
+                raise ChangeForbidden(
+                    gettext("You may not move “%(name)s” to %(stage)s.")
+                    % {"name": locked.name, "stage": target.label}
+                )
+            changes = locked._perform_move(
+                target, by=by, via=via, reason=reason, dead_reason=dead_reason,
+                account_executive=account_executive, is_undo=is_undo, now=now,
+            )
+            locked._touch(by, now)
+            locked.save()
+            locked._notify_about_move(changes, by)
+        self.reload()
+        return changes
+
+    def _lock(self, expected_version: int | None, by: User | None) -> Opportunity:
+        locked = (
+            Opportunity.objects.select_for_update(of=("self",))
+            .select_related("owner", "changed_by")
+            .get(pk=self.pk)
+        )
+        if expected_version is not None and locked.version != int(expected_version):
+            who = locked.changed_by or gettext("the system")
+            raise Conflict(
+                gettext(
+                    "“%(name)s” was changed by %(who)s at %(when)s since you loaded it; it is "
+                    "now in %(stage)s. Nothing was changed."
+                )
+                % {
+                    "name": locked.name,
+                    "who": who,
+                    "when": timezone.localtime(locked.changed_at).strftime("%Y-%m-%d %H:%M"),
+                    "stage": Stage(locked.stage).label,
+                },
+                opportunity=locked,
+            )
+        return locked
+
+    def _touch(self, by: User | None, now: datetime) -> None:
+        self.version += 1
+        self.changed_at = now
+        self.changed_by = by
+
+    def _perform_move(self, target: Stage, *, by, via, reason, dead_reason,
+                      account_executive, is_undo, now) -> list[StageChange]:
+        source = Stage(self.stage)
+        if target == source:
+            raise InvalidChange(gettext("The opportunity is already in %s.") % source.label)
+        if source == Stage.CLOSED:
+            raise InvalidChange(gettext("A closed opportunity is final."))
+        if target == Stage.DEAD:
+            return [self._park_as_dead(by, via, reason, dead_reason, now)]
+        if source == Stage.DEAD:
+            return [self._reopen_from_pool(target, by, via, reason, now)]
+        if source == Stage.PENDING:
+            return [self._leave_pending(target, by, via, reason, now)]
+        if target == Stage.CLOSED:
+            raise InvalidChange(
+                gettext("Only sales ops' approval of a pending order closes an opportunity.")
+            )
+        if target.order > source.order:
+            return self._advance_to(target, by, via, reason, account_executive, is_undo, now)
+        return [self._move_back(target, by, via, reason, is_undo, now)]
+
+    def _advance_to(self, target, by, via, reason, account_executive, is_undo, now):
+        changes = []
+        handed_to = None
+        if self.stage == Stage.IDENTIFYING:
+            handed_to = self._hand_over_to(account_executive, by, via, now)
+        while self.stage != target:
+            missing = self.missing_criteria()
+            if missing:
+                stage = Stage(self.stage)
+                raise GateNotMet(
+                    gettext("“%(name)s” cannot leave %(stage)s yet: %(missing)s.")
+                    % {
+                        "name": self.name,
+                        "stage": stage.label,
+                        "missing": "; ".join(str(c.label) for c in missing),
+                    },
+                    stage=stage,
+                    missing=missing,
+                )
+            snapshot = self.checklist_snapshot()
+            source = Stage(self.stage)
+            self._advance()
+            changes.append(self._record(source, by, via, reason, snapshot, now,
+                                        handed_to=handed_to, is_undo=is_undo))
+            handed_to = None
+        return changes
+
+    def _hand_over_to(self, account_executive, by, via, now) -> User | None:
+        """Leaving stage 1 names the account executive who takes over from the BDR."""
+        if account_executive is None:
+            if self.owner.is_rep:
+                return self.owner
+            raise InvalidChange(
+                gettext("Name the account executive who takes over when leaving %s.")
+                % Stage.IDENTIFYING.label
+            )
+        if not account_executive.is_rep or not account_executive.is_active:
+            raise InvalidChange(
+                gettext("%s is not an account executive.") % account_executive
+            )
+        if account_executive.pk != self.owner_id:
+            self._record_field_change("owner", self.owner, account_executive, by, via, now)
+            self.owner = account_executive
+        return account_executive
+
+    def _move_back(self, target, by, via, reason, is_undo, now):
+        if target.order is None or target.order >= self.stage_rule.order:
+            raise InvalidChange(gettext("That is not a move back."))
+        if not reason:
+            raise InvalidChange(gettext("Say why the opportunity moves back."))
+        snapshot = self.checklist_snapshot()
+        source = Stage(self.stage)
+        self._step_back(target)
+        self._reopen_criteria_from(target, by, now)
+        return self._record(source, by, via, reason, snapshot, now, is_undo=is_undo)
+
+    def _park_as_dead(self, by, via, reason, dead_reason, now):
+        if self.stage == Stage.DEAD:
+            raise InvalidChange(gettext("The opportunity is already dead."))
+        try:
+            dead_reason = DeadReason(dead_reason)
+        except ValueError:
+            raise InvalidChange(gettext("Choose why the opportunity is dead.")) from None
+        if not reason:
+            raise InvalidChange(gettext("Add a note on why the opportunity is dead."))
+        snapshot = self.checklist_snapshot()
+        source = Stage(self.stage)
+        self._park()
+        self.dead_reason = dead_reason
+        self.dead_note = reason
+        return self._record(source, by, via, reason, snapshot, now, dead_reason=dead_reason)
+
+    def _reopen_from_pool(self, target, by, via, reason, now):
+        if target != Stage.IDENTIFYING:
+            raise InvalidChange(
+                gettext("A dead opportunity reopens in %s.") % Stage.IDENTIFYING.label
+            )
+        if not reason:
+            raise InvalidChange(gettext("Say why the opportunity is reopened."))
+        snapshot = self.checklist_snapshot()
+        self._reopen()
+        self.dead_reason = ""
+        self.dead_note = ""
+        if by is not None and by.is_bdr and by.pk != self.owner_id:
+            self._record_field_change("owner", self.owner, by, by, via, now)
+            self.owner = by
+        return self._record(Stage.DEAD, by, via, reason, snapshot, now)
+
+    def _leave_pending(self, target, by, via, reason, now):
+        snapshot = self.checklist_snapshot()
+        if target == Stage.CLOSED:
+            self._approve()
+        elif target == Stage.FINALIZING:
+            if not reason:
+                raise InvalidChange(gettext("Say which checks failed and why."))
+            self._reject()
+        else:
+            raise InvalidChange(
+                gettext("A pending opportunity is approved, rejected or, by a manager, "
+                        "parked as dead.")
+            )
+        return self._record(Stage.PENDING, by, via, reason, snapshot, now)
+
+    def _reopen_criteria_from(self, target: Stage, by: User | None, now: datetime) -> None:
+        """A move back reopens the exit criteria of `target` and every later stage.
+
+        Old ticks stay as rows (and in the history's snapshots) but no longer count.
+        """
+        keys = [c.key for stage in stages_from(target) for c in PROCESS[stage].exit_criteria]
+        self.ticks.filter(criterion__in=keys, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_by=by
+        )
+        reopened = set(stages_from(target))
+        if Stage.VALIDATING in reopened:
+            self.champion_confirmed_at = None
+            self.champion_confirmed_by = None
+        if Stage.CONFIRMING in reopened:
+            self.committee_members.filter(removed_at__isnull=True).update(
+                confirmed_on=None, confirmed_by=None
+            )
+        for name in ("active_ticks", "prefetched_committee"):
+            self.__dict__.pop(name, None)
+
+    def _enter_stage(self, now: datetime) -> None:
+        self.stage_entered_at = now
+        self.amount_at_stage_entry = self.amount
+        days = StageTimeout.days_for(Stage(self.stage))
+        self.stage_deadline = now + timedelta(days=days) if days else None
+
+    def _record(self, source, by, via, reason, snapshot, now, *, dead_reason="",
+                handed_to=None, is_undo=False) -> StageChange:
+        self._enter_stage(now)
+        return StageChange.objects.create(
+            opportunity=self, from_stage=source, to_stage=self.stage, changed_by=by,
+            changed_at=now, via=via, reason=reason, dead_reason=dead_reason,
+            handed_to=handed_to, checklist=snapshot, is_undo=is_undo,
+        )
+
+    def _record_field_change(self, field_name, old, new, by, via, now) -> None:
+        FieldChange.objects.create(
+            opportunity=self, field=field_name, old_value=_as_text(old),
+            new_value=_as_text(new), changed_by=by, changed_at=now, via=via,
+        )
+
+    def _notify_about_move(self, changes: list[StageChange], by: User | None) -> None:
+        if not changes:
+            return
+        last = changes[-1]
+        subject = gettext("%(name)s moved to %(stage)s") % {
+            "name": self.name, "stage": Stage(last.to_stage).label,
+        }
+        body = gettext("%(who)s moved “%(name)s” from %(from)s to %(to)s.") % {
+            "who": by or gettext("The system"), "name": self.name,
+            "from": Stage(changes[0].from_stage).label, "to": Stage(last.to_stage).label,
+        }
+        recipients = set()
+        if by is None or by.pk != self.owner_id:
+            recipients.add(self.owner)
+        if last.to_stage == Stage.PENDING:
+            recipients.update(User.objects.filter(groups__name=Role.SALES_OPS, is_active=True))
+        for recipient in recipients:
+            Notification.send(recipient, subject, body, self.get_absolute_url())
+
+    # --- other changes: each locks, checks, writes, records and bumps the version ---
+
+    TRACKED_FIELDS = ("amount", "currency", "expected_close_date", "owner")
+    EDITABLE_FIELDS = (
+        "name", "type", "source", "amount", "currency", "expected_close_date",
+        "next_step", "next_step_date", "owner",
+    )
+
+    def update_details(self, *, by: User | None, via: Via = Via.PAGE,
+                       expected_version: int | None = None, **changes: Any) -> None:
+        """Change plain fields; amount, currency, close date and owner leave a history row."""
+        unknown = set(changes) - set(self.EDITABLE_FIELDS)
+        if unknown:
+            raise InvalidChange(gettext("These fields cannot be changed here: %s")
+                                % ", ".join(sorted(unknown)))
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._lock(expected_version, by)
+            if not locked.can_edit(by):
+                raise ChangeForbidden(gettext("You may not change “%s”.") % locked.name)
+            new_owner = changes.get("owner")
+            if new_owner is not None and new_owner.pk != locked.owner_id:
+                if not locked.can_change_owner(by):
+                    raise ChangeForbidden(gettext("Only a manager reassigns an opportunity."))
+                Notification.send(
+                    new_owner,
+                    gettext("%s is now yours") % locked.name,
+                    gettext("%(who)s made you the owner of “%(name)s”.")
+                    % {"who": by or gettext("The system"), "name": locked.name},
+                    locked.get_absolute_url(),
+                )
+            changed = False
+            for field_name, value in changes.items():
+                old = getattr(locked, field_name)
+                if old == value:
+                    continue
+                if field_name in self.TRACKED_FIELDS:
+                    locked._record_field_change(field_name, old, value, by, via, now)
+                setattr(locked, field_name, value)
+                changed = True
+            if changed:
+                locked.currency = locked.currency.upper()
+                locked._touch(by, now)
+                locked.save()
+        self.reload()
+
+    def _edit_checklist(self, by: User | None, expected_version: int | None, stage: Stage):
+        """Lock for a checklist change: only the current stage and later ones are open."""
+        locked = self._lock(expected_version, by)
+        if not locked.can_edit(by):
+            raise ChangeForbidden(gettext("You may not change “%s”.") % locked.name)
+        if locked.stage_rule.order is None or stage.order < locked.stage_rule.order:
+            raise InvalidChange(
+                gettext("The criteria of %s can no longer be changed here.") % stage.label
+            )
+        return locked
+
+    def tick(self, criterion_key: str, *, by: User, note: str, not_required: bool = False,
+             expected_version: int | None = None) -> CriterionTick:
+        """Tick a criterion with evidence, or mark it not required (stage 5's assessments)."""
+        criterion = CRITERIA.get(criterion_key)
+        if criterion is None or criterion.kind != CriterionKind.TICKED:
+            raise InvalidChange(gettext("“%s” is not a criterion a person ticks.")
+                                % criterion_key)
+        note = (note or "").strip()
+        if not note:
+            raise InvalidChange(gettext("Add the evidence (or why it is not required)."))
+        if not_required and not criterion.may_be_not_required:
+            raise InvalidChange(gettext("“%s” cannot be marked not required.")
+                                % criterion.label)
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._edit_checklist(by, expected_version, criterion.stage)
+            if locked.ticks.filter(criterion=criterion.key, revoked_at__isnull=True).exists():
+                raise InvalidChange(gettext("“%s” is already ticked.") % criterion.label)
+            tick = CriterionTick.objects.create(
+                opportunity=locked, criterion=criterion.key, ticked_by=by, ticked_at=now,
+                note=note,
+                state=CriterionTick.State.NOT_REQUIRED if not_required
+                else CriterionTick.State.MET,
+            )
+            locked._touch(by, now)
+            locked.save()
+        self.reload()
+        return tick
+
+    def untick(self, criterion_key: str, *, by: User,
+               expected_version: int | None = None) -> None:
+        """Withdraw a tick; the row stays, marked revoked."""
+        criterion = CRITERIA.get(criterion_key)
+        if criterion is None:
+            raise InvalidChange(gettext("There is no criterion “%s”.") % criterion_key)
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._edit_checklist(by, expected_version, criterion.stage)
+            withdrawn = locked.ticks.filter(
+                criterion=criterion.key, revoked_at__isnull=True
+            ).update(revoked_at=now, revoked_by=by)
+            if not withdrawn:
+                raise InvalidChange(gettext("“%s” is not ticked.") % criterion.label)
+            locked._touch(by, now)
+            locked.save()
+        self.reload()
+
+    def _contact_of_account(self, contact: Contact) -> Contact:
+        if contact.account_id != self.account_id:
+            raise InvalidChange(gettext("%(contact)s is not a contact of %(account)s.")
+                                % {"contact": contact, "account": self.account})
+        return contact
+
+    def name_champion(self, contact: Contact | None, *, by: User, confirmed: bool = True,
+                      expected_version: int | None = None) -> None:
+        """Name the champion (a contact of the account) and whether they are convinced."""
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._edit_checklist(by, expected_version, Stage.VALIDATING)
+            if contact is not None:
+                locked._contact_of_account(contact)
+            locked.champion = contact
+            locked.champion_confirmed_at = now if contact and confirmed else None
+            locked.champion_confirmed_by = by if contact and confirmed else None
+            locked._touch(by, now)
+            locked.save()
+        self.reload()
+
+    def add_committee_member(self, contact: Contact, *, by: User,
+                             expected_version: int | None = None) -> CommitteeMember:
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._edit_checklist(by, expected_version, Stage.VALIDATING)
+            locked._contact_of_account(contact)
+            if locked.committee_members.filter(contact=contact,
+                                               removed_at__isnull=True).exists():
+                raise InvalidChange(gettext("%s is already on the committee.") % contact)
+            member = CommitteeMember.objects.create(
+                opportunity=locked, contact=contact, added_by=by, added_at=now
+            )
+            locked._touch(by, now)
+            locked.save()
+        self.reload()
+        return member
+
+    def remove_committee_member(self, contact: Contact, *, by: User,
+                                expected_version: int | None = None) -> None:
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._edit_checklist(by, expected_version, Stage.VALIDATING)
+            removed = locked.committee_members.filter(
+                contact=contact, removed_at__isnull=True
+            ).update(removed_at=now, removed_by=by)
+            if not removed:
+                raise InvalidChange(gettext("%s is not on the committee.") % contact)
+            locked._touch(by, now)
+            locked.save()
+        self.reload()
+
+    def record_preferred_vendor(self, contact: Contact, *, by: User, on: date | None = None,
+                                expected_version: int | None = None) -> None:
+        """A committee member verbally confirmed us as their preferred vendor."""
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._edit_checklist(by, expected_version, Stage.CONFIRMING)
+            confirmed = locked.committee_members.filter(
+                contact=contact, removed_at__isnull=True
+            ).update(confirmed_on=on or timezone.localdate(), confirmed_by=by)
+            if not confirmed:
+                raise InvalidChange(gettext("%s is not on the committee.") % contact)
+            locked._touch(by, now)
+            locked.save()
+        self.reload()
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, models.Model):
+        return f"{value.pk}:{value}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+class CommitteeMember(models.Model):
+    """A contact on the customer's decision committee, and their verbal confirmation."""
+
+    opportunity = models.ForeignKey(
+        Opportunity, verbose_name=_("opportunity"), on_delete=models.PROTECT,
+        related_name="committee_members",
+    )
+    contact = models.ForeignKey(
+        Contact, verbose_name=_("contact"), on_delete=models.PROTECT, related_name="+"
+    )
+    added_at = models.DateTimeField(_("added"), default=timezone.now)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("added by"), on_delete=models.PROTECT,
+        null=True, related_name="+",
+    )
+    confirmed_on = models.DateField(_("confirmed us as preferred vendor on"), null=True,
+                                    blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("confirmation recorded by"),
+        on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+    )
+    removed_at = models.DateTimeField(_("removed"), null=True, blank=True)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("removed by"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("committee member")
+        verbose_name_plural = _("committee members")
+        ordering = ["added_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["opportunity", "contact"], condition=Q(removed_at__isnull=True),
+                name="committee_member_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.contact)
+
+
+class CriterionTick(models.Model):
+    """A person's tick of one exit criterion, with evidence. Never deleted: a reopened or
+    withdrawn tick is marked revoked and stops counting."""
+
+    class State(models.TextChoices):
+        MET = "met", _("met")
+        NOT_REQUIRED = "not_required", _("not required")
+
+    opportunity = models.ForeignKey(
+        Opportunity, verbose_name=_("opportunity"), on_delete=models.PROTECT,
+        related_name="ticks",
+    )
+    criterion = models.CharField(_("criterion"), max_length=60,
+                                 choices=[(k, c.label) for k, c in CRITERIA.items()])
+    state = models.CharField(_("state"), max_length=20, choices=State.choices,
+                             default=State.MET)
+    note = models.TextField(_("evidence"))
+    ticked_at = models.DateTimeField(_("ticked"), default=timezone.now)
+    ticked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("ticked by"), on_delete=models.PROTECT,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("revoked by"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("criterion tick")
+        verbose_name_plural = _("criterion ticks")
+        ordering = ["ticked_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["opportunity", "criterion"], condition=Q(revoked_at__isnull=True),
+                name="criterion_ticked_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_criterion_display()} ({self.get_state_display()})"
+
+
+class StageChange(models.Model):
+    """One stage change: who (or the system), when, from, to, via, why, and the checklist
+    as it stood. Append-only; forecasting and conversion rates read their history here."""
+
+    opportunity = models.ForeignKey(
+        Opportunity, verbose_name=_("opportunity"), on_delete=models.PROTECT,
+        related_name="stage_changes",
+    )
+    from_stage = models.CharField(_("from"), max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(_("to"), max_length=20, choices=Stage.choices)
+    changed_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("who"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+    via = models.CharField(_("via"), max_length=20, choices=Via.choices)
+    reason = models.TextField(_("reason"), blank=True)
+    dead_reason = models.CharField(_("dead reason"), max_length=20,
+                                   choices=DeadReason.choices, blank=True)
+    handed_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("handed over to"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+    is_undo = models.BooleanField(_("undo"), default=False)
+    checklist = models.JSONField(_("checklist"), default=dict)
+
+    class Meta:
+        verbose_name = _("stage change")
+        verbose_name_plural = _("stage changes")
+        ordering = ["changed_at", "pk"]
+        indexes = [models.Index(fields=["opportunity", "changed_at"], name="stage_change_opp")]
+
+    def __str__(self) -> str:
+        return f"{self.get_from_stage_display()} → {self.get_to_stage_display()}"
+
+    @property
+    def who(self) -> str:
+        return str(self.changed_by) if self.changed_by else gettext("system")
+
+
+class FieldChange(models.Model):
+    """A change of amount, currency, close date or owner: old value, new value, who, when."""
+
+    opportunity = models.ForeignKey(
+        Opportunity, verbose_name=_("opportunity"), on_delete=models.PROTECT,
+        related_name="field_changes",
+    )
+    field = models.CharField(_("field"), max_length=30)
+    old_value = models.CharField(_("old value"), max_length=300, blank=True)
+    new_value = models.CharField(_("new value"), max_length=300, blank=True)
+    changed_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("who"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+    via = models.CharField(_("via"), max_length=20, choices=Via.choices)
+
+    class Meta:
+        verbose_name = _("field change")
+        verbose_name_plural = _("field changes")
+        ordering = ["changed_at", "pk"]
+        indexes = [models.Index(fields=["opportunity", "changed_at"], name="field_change_opp")]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.old_value} → {self.new_value}"

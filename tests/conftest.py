@@ -1,0 +1,30 @@
+import os
+
+import pytest
+from django.db import connection
+
+
+def on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def postgresql(db):
+    """Tests that need PostgreSQL's row locks; skipped, with the reason, elsewhere."""
+    if not on_postgresql():
+        pytest.skip("needs PostgreSQL: set DATABASE_URL (CI always does)")
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("needs Redis: set REDIS_URL (CI always does)")
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _english_and_locmem_mail(settings):
+    settings.LANGUAGE_CODE = "en"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.CELERY_TASK_ALWAYS_EAGER = False

@@ -1,0 +1,152 @@
+"""factory_boy factories: build data the way the app itself would."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import factory
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from crm.models import Account, Contact, ExchangeRate, Role, Team, User
+from pipeline.models import Opportunity, OpportunityType, Source, Via
+from pipeline.process import CRITERIA, ORDERED_STAGES, PROCESS, CriterionKind, Stage
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("correct horse battery staple")
+    team = factory.SubFactory(TeamFactory)
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        if extracted:
+            self.groups.add(Group.objects.get(name=Role(extracted)))
+
+
+def with_role(role: Role):
+    """A post-generation hook giving the user `role` (or the one passed as role=...)."""
+
+    def give_role(user, create, extracted, **kwargs):
+        user.groups.add(Group.objects.get(name=Role(extracted or role)))
+
+    return factory.PostGeneration(give_role)
+
+
+class RepFactory(UserFactory):
+    role = with_role(Role.REP)
+
+
+class BdrFactory(UserFactory):
+    role = with_role(Role.BDR)
+
+
+class SalesOpsFactory(UserFactory):
+    role = with_role(Role.SALES_OPS)
+    team = None
+
+
+class ManagerFactory(UserFactory):
+    role = with_role(Role.MANAGER)
+
+    @factory.post_generation
+    def leads(self, create, extracted, **kwargs):
+        team = extracted or self.team
+        team.manager = self
+        team.save()
+
+
+class AccountFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Account
+
+    name = factory.Faker("company")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    account = factory.SubFactory(AccountFactory)
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    title = "Head of Operations"
+
+
+class OpportunityFactory(factory.django.DjangoModelFactory):
+    """An opportunity in stage 1; use `advance()` to bring it further the real way."""
+
+    class Meta:
+        model = Opportunity
+
+    account = factory.SubFactory(AccountFactory)
+    owner = factory.SubFactory(RepFactory)
+    name = factory.LazyAttribute(lambda o: f"{o.account.name} rollout")
+    type = OpportunityType.NEW_BUSINESS
+    source = Source.INBOUND
+    amount = Decimal("50000.00")
+    amount_at_stage_entry = factory.LazyAttribute(lambda o: o.amount)
+    currency = "EUR"
+    expected_close_date = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=90))
+
+
+class ExchangeRateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExchangeRate
+        django_get_or_create = ("currency",)
+
+    currency = "USD"
+    rate = Decimal("0.9")
+
+
+def satisfy_gate(opportunity: Opportunity, stage: Stage | None = None, *, by=None) -> None:
+    """Meet every exit criterion of `stage` (default: the current one) the real way."""
+    stage = Stage(stage or opportunity.stage)
+    by = by or opportunity.owner
+    for criterion in PROCESS[stage].exit_criteria:
+        if opportunity.criterion_met(criterion):
+            continue
+        if criterion.kind == CriterionKind.TICKED:
+            opportunity.tick(criterion.key, by=by, note="evidence on file")
+        elif criterion.key == "validating.champion_confirmed":
+            contact = ContactFactory(account=opportunity.account)
+            opportunity.name_champion(contact, by=by)
+        elif criterion.key == "validating.committee_identified":
+            opportunity.add_committee_member(ContactFactory(account=opportunity.account), by=by)
+        elif criterion.key == "confirming.committee_preferred_vendor":
+            if not opportunity.active_committee():
+                opportunity.add_committee_member(
+                    ContactFactory(account=opportunity.account), by=by
+                )
+            for member in opportunity.active_committee():
+                opportunity.record_preferred_vendor(member.contact, by=by)
+        opportunity.reload()
+    assert not opportunity.missing_criteria(stage), opportunity.missing_criteria(stage)
+
+
+def advance(opportunity: Opportunity, target: Stage, *, by=None) -> Opportunity:
+    """Bring an opportunity forward to `target` through every gate, as a rep would."""
+    by = by or opportunity.owner
+    target = Stage(target)
+    while opportunity.stage != target:
+        satisfy_gate(opportunity, by=by)
+        following = ORDERED_STAGES[ORDERED_STAGES.index(Stage(opportunity.stage)) + 1]
+        opportunity.move_to(following, by=by, via=Via.PAGE)
+    return opportunity
+
+
+ALL_TICKED_CRITERIA = [key for key, c in CRITERIA.items() if c.kind == CriterionKind.TICKED]
