@@ -114,6 +114,11 @@ class Account(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def add_contact(self, *, first_name: str, last_name: str, title: str = "") -> Contact:
+        return self.contacts.create(
+            first_name=first_name.strip(), last_name=last_name.strip(), title=title.strip()
+        )
+
 
 class Contact(models.Model):
     """A person at an account: a possible champion or decision-committee member."""
@@ -237,7 +242,11 @@ class Notification(models.Model):
 
     @classmethod
     def send(cls, recipient: User, subject: str, body: str, link: str = "") -> Notification:
-        """Queue a notification inside the current transaction; e-mail it after commit."""
+        """Queue a notification inside the current transaction; e-mail it after commit.
+
+        A rolled-back change takes its notification with it, and nothing is published
+        for a row the worker could not see yet.
+        """
         notification = cls.objects.create(
             recipient=recipient, subject=subject, body=body, link=link
         )
@@ -251,38 +260,106 @@ class Notification(models.Model):
         return cls.objects.filter(emailed_at__isnull=True, attempts__lt=cls.MAX_ATTEMPTS)
 
     @classmethod
+    def due_for_delivery(cls, now=None) -> list[int]:
+        """Undelivered notifications worth a try at `now` (a datetime, default now).
+
+        Never tried: at once (the broker was down when it was queued). Failed before: the
+        wait doubles with every attempt (2, 4, 8 ... minutes after it was queued), so a mail
+        server that is down for hours does not use up the attempts in minutes.
+        """
+        from datetime import timedelta
+
+        now = now or timezone.now()
+        return [
+            pk
+            for pk, created_at, attempts in cls.undelivered()
+            .order_by("created_at", "pk")
+            .values_list("pk", "created_at", "attempts")
+            if created_at + timedelta(minutes=2**attempts) <= now or not attempts
+        ]
+
+    @classmethod
     def deliver(cls, pk: int) -> bool:
         """E-mail one notification unless already done; True when this call sent it.
 
-        The conditional UPDATE claims the row, so two workers never send it twice.
+        The row stays locked while the e-mail goes out, so two workers never both send it,
+        and a worker that dies mid-send leaves it undelivered for the next try: at worst
+        one e-mail twice, never one lost. A mail server error is recorded, then raised.
         """
-        claimed = cls.undelivered().filter(pk=pk).update(
-            emailed_at=timezone.now(), attempts=models.F("attempts") + 1
-        )
-        if not claimed:
-            return False
-        notification = cls.objects.select_related("recipient").get(pk=pk)
-        if not notification.recipient.email:
-            return True
-        try:
-            send_mail(
-                notification.subject,
-                notification.body,
-                None,
-                [notification.recipient.email],
+        with transaction.atomic():
+            notification = (
+                cls.undelivered()
+                .select_for_update(skip_locked=True, of=("self",))
+                .select_related("recipient")
+                .filter(pk=pk)
+                .first()
             )
-        except Exception as error:  # the mail server's problem; retried by the sweep
-            cls.objects.filter(pk=pk).update(emailed_at=None, last_error=str(error)[:2000])
-            raise
+            if notification is None:
+                return False
+            notification.attempts += 1
+            try:
+                sent = notification._email()
+            except Exception as error:
+                notification.last_error = str(error)[:2000] or repr(error)
+                notification.save(update_fields=["attempts", "last_error"])
+                if notification.attempts >= cls.MAX_ATTEMPTS:
+                    import logging
+
+                    logging.getLogger(__name__).error(
+                        "Gave up e-mailing notification %s after %s attempts: %s",
+                        pk, notification.attempts, notification.last_error,
+                    )
+                failure = error
+            else:
+                notification.emailed_at = timezone.now()
+                notification.last_error = ""
+                notification.save(update_fields=["attempts", "emailed_at", "last_error"])
+                return sent
+        # Raised outside the block so the recorded attempt and error are committed.
+        raise failure
+
+    @classmethod
+    def deliver_due(cls, now=None) -> int:
+        """Deliver what is due at `now`; how many e-mails went out. Safe to run twice at once.
+
+        A notification that fails again keeps its error and waits for its next turn.
+        """
+        delivered = 0
+        for pk in cls.due_for_delivery(now):
+            try:
+                delivered += cls.deliver(pk)
+            except Exception:
+                continue
+        return delivered
+
+    def _email(self) -> bool:
+        """Send the e-mail; False when the recipient has no address (nothing to retry)."""
+        if not self.recipient.email:
+            return False
+        send_mail(self.subject, self.body, None, [self.recipient.email])
         return True
 
 
 def enqueue_quietly(task, *args) -> None:
-    """Publish a task; when the broker is down, log and leave it to the periodic sweep."""
+    """Publish a task; when the broker is down, log and leave it to the periodic sweep.
+
+    The change that queued it has committed and its user is waiting for the page, so this
+    tries the broker once more without pausing instead of kombu's default retry with a
+    two-second sleep; a broker that does not answer costs the connect timeout at most.
+    """
     import logging
 
+    app = task.app
     try:
-        task.apply_async(args=args, retry=False)
+        if app.conf.task_always_eager:
+            task.apply_async(args=args)
+            return
+        with app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0,
+                timeout=app.conf.broker_connection_timeout,
+            )
+            task.apply_async(args=args, producer=producer, retry=False)
     except Exception:
         logging.getLogger(__name__).warning(
             "Broker unavailable; %s%r stays in the outbox for the sweep", task.name, args

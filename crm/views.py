@@ -1,5 +1,70 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from crm.forms import AccountForm, ContactForm
+from crm.models import Account
+from pipeline.models import Opportunity
+
+
+@login_required
+def account_list(request):
+    query = request.GET.get("q", "").strip()
+    accounts = Account.objects.filter(archived_at__isnull=True)
+    if query:
+        accounts = accounts.filter(name__icontains=query)
+    return TemplateResponse(request, "crm/account_list.html",
+                            {"accounts": accounts[:200], "query": query})
+
+
+@login_required
+def account_create(request):
+    form = AccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        account = form.save()
+        messages.success(request, _("Account “%s” created.") % account.name)
+        return HttpResponseRedirect(reverse("crm:account_detail", args=[account.pk]))
+    status = 400 if request.method == "POST" else 200
+    return TemplateResponse(request, "crm/account_form.html", {"form": form}, status=status)
+
+
+@login_required
+def account_detail(request, pk: int):
+    account = get_object_or_404(Account, pk=pk)
+    form = ContactForm()
+    opportunities = Opportunity.objects.visible_to(request.user).filter(account=account)
+    return TemplateResponse(request, "crm/account_detail.html", {
+        "account": account,
+        "contacts": account.contacts.filter(archived_at__isnull=True),
+        "opportunities": opportunities.select_related("owner"),
+        "contact_form": form,
+    })
+
+
+@require_POST
+@login_required
+def contact_create(request, pk: int):
+    account = get_object_or_404(Account, pk=pk)
+    form = ContactForm(request.POST)
+    if not form.is_valid():
+        return TemplateResponse(request, "crm/account_detail.html", {
+            "account": account,
+            "contacts": account.contacts.filter(archived_at__isnull=True),
+            "opportunities": Opportunity.objects.visible_to(request.user).filter(
+                account=account),
+            "contact_form": form,
+        }, status=400)
+    contact = form.save(commit=False)
+    contact.account = account
+    contact.save()
+    messages.success(request, _("Contact %s added.") % contact)
+    return HttpResponseRedirect(reverse("crm:account_detail", args=[account.pk]))
 
 
 @login_required
@@ -7,3 +72,10 @@ def notification_list(request):
     notifications = request.user.notifications.all()[:100]
     return TemplateResponse(request, "crm/notification_list.html",
                             {"notifications": notifications})
+
+
+@require_POST
+@login_required
+def notification_read(request):
+    request.user.notifications.filter(read_at__isnull=True).update(read_at=timezone.now())
+    return HttpResponseRedirect(reverse("crm:notification_list"))

@@ -9,13 +9,23 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from crm.models import Account, Contact, ExchangeRate, Notification, Role, User
+from crm.models import (
+    Account,
+    Contact,
+    ExchangeRate,
+    Notification,
+    Role,
+    User,
+    fiscal_quarter_bounds,
+)
 from pipeline.process import (
     CRITERIA,
     KILLABLE_STAGES,
@@ -27,6 +37,7 @@ from pipeline.process import (
     DeadReason,
     ForecastCategory,
     Stage,
+    category_stages,
     next_stage,
     stages_from,
 )
@@ -190,6 +201,42 @@ class OpportunityQuerySet(models.QuerySet):
         """Past their stage deadline, by the indexed deadline column."""
         return self.filter(stage_deadline__lt=now or timezone.now(), stage__in=TIMED_STAGES)
 
+    def matching(self, *, user: User, scope: str = "", owner: User | None = None,
+                 type: str = "", category: str = "", closing_quarter: tuple[int, int] | None = None,
+                 text: str = "", closed_since: date | None = None) -> OpportunityQuerySet:
+        """The board's filters. Closed ones count only from `closed_since` (the quarter)."""
+        found = self
+        if scope == "mine":
+            found = found.filter(owner=user)
+        elif scope == "team":
+            found = found.filter(Q(owner__team_id__in=user.team_ids) | Q(owner=user))
+        if owner is not None:
+            found = found.filter(owner=owner)
+        if type:
+            found = found.filter(type=type)
+        if category:
+            found = found.filter(stage__in=category_stages(ForecastCategory(category)))
+        if closing_quarter:
+            first, after = fiscal_quarter_bounds(*closing_quarter)
+            found = found.filter(expected_close_date__gte=first, expected_close_date__lt=after)
+        if text:
+            found = found.filter(Q(name__icontains=text) | Q(account__name__icontains=text))
+        if closed_since:
+            found = found.exclude(stage=Stage.CLOSED, stage_entered_at__date__lt=closed_since)
+        return found
+
+    def column_order(self) -> OpportunityQuerySet:
+        """How a column lists its cards: soonest expected close first."""
+        return self.order_by("expected_close_date", "pk")
+
+    def first_of_each_stage(self, per_stage: int) -> OpportunityQuerySet:
+        """The first `per_stage` cards of every column, in one query."""
+        position = models.Window(
+            RowNumber(), partition_by=[F("stage")],
+            order_by=[F("expected_close_date").asc(), F("pk").asc()],
+        )
+        return self.annotate(position=position).filter(position__lte=per_stage).column_order()
+
     def company_totals(self) -> Totals:
         """Sum of amounts in the company currency, and what could not be converted."""
         return Totals.of(self)
@@ -199,39 +246,56 @@ class OpportunityQuerySet(models.QuerySet):
 class Totals:
     """A total in the company currency, honest about amounts it could not convert."""
 
-    amount: Decimal
-    weighted: Decimal
-    count: int
-    unconverted_count: int
-    unconverted_currencies: tuple[str, ...]
+    amount: Decimal = Decimal("0.00")
+    weighted: Decimal = Decimal("0.00")
+    count: int = 0
+    unconverted_count: int = 0
+    unconverted_currencies: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, opportunities: models.QuerySet) -> Totals:
+        """One total over every stage."""
+        return cls.summed(cls.by_stage(opportunities).values())
+
+    @classmethod
+    def by_stage(cls, opportunities: models.QuerySet) -> dict[Stage, Totals]:
+        """A total per stage from one grouped query (plus one for the exchange rates)."""
         rates = ExchangeRate.rates()
         rows = (
             opportunities.order_by()
-            .values("currency", "stage")
+            .values("stage", "currency")
             .annotate(amount=models.Sum("amount"), count=models.Count("*"))
         )
-        amount = weighted = Decimal(0)
-        count = unconverted = 0
-        missing: set[str] = set()
+        totals: dict[Stage, Totals] = {}
         for row in rows:
-            count += row["count"]
-            rate = rates.get(row["currency"])
-            if rate is None:
-                unconverted += row["count"]
-                missing.add(row["currency"])
-                continue
-            converted = (row["amount"] or Decimal(0)) * rate
-            amount += converted
-            weighted += converted * PROCESS[Stage(row["stage"])].probability / 100
+            stage = Stage(row["stage"])
+            totals[stage] = cls.summed(
+                [totals.get(stage, cls()), cls.converted(row, rates.get(row["currency"]), stage)]
+            )
+        return totals
+
+    @classmethod
+    def converted(cls, row: dict, rate: Decimal | None, stage: Stage) -> Totals:
+        if rate is None:
+            return cls(count=row["count"], unconverted_count=row["count"],
+                       unconverted_currencies=(row["currency"],))
+        amount = (row["amount"] or Decimal(0)) * rate
         return cls(
             amount=amount.quantize(Decimal("0.01")),
-            weighted=weighted.quantize(Decimal("0.01")),
-            count=count,
-            unconverted_count=unconverted,
-            unconverted_currencies=tuple(sorted(missing)),
+            weighted=(amount * PROCESS[stage].probability / 100).quantize(Decimal("0.01")),
+            count=row["count"],
+        )
+
+    @classmethod
+    def summed(cls, parts) -> Totals:
+        parts = list(parts)
+        return cls(
+            amount=sum((p.amount for p in parts), Decimal("0.00")),
+            weighted=sum((p.weighted for p in parts), Decimal("0.00")),
+            count=sum(p.count for p in parts),
+            unconverted_count=sum(p.unconverted_count for p in parts),
+            unconverted_currencies=tuple(sorted({c for p in parts
+                                                 for c in p.unconverted_currencies})),
         )
 
 
@@ -422,6 +486,17 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             return None
         return (self.stage_deadline - self.stage_entered_at).days
 
+    def timeout_state(self, now: datetime | None = None) -> str:
+        """"ok", "warning" from 75 % of the stage timeout, "overdue" from 100 %."""
+        if self.stage_deadline is None:
+            return "ok"
+        now = now or timezone.now()
+        allowed = (self.stage_deadline - self.stage_entered_at).total_seconds()
+        spent = (now - self.stage_entered_at).total_seconds()
+        if allowed <= 0 or spent >= allowed:
+            return "overdue"
+        return "warning" if spent >= 0.75 * allowed else "ok"
+
     # --- who may do what: the one place every view and the admin ask ---
 
     def is_visible_to(self, user: User) -> bool:
@@ -457,6 +532,31 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                 self.owner_id == user.pk and user.is_rep
             )
         return self.can_edit(user)
+
+    def reachable_stages(self) -> list[Stage]:
+        """Where the process lets this opportunity go from here, ignoring gates and roles."""
+        stage = Stage(self.stage)
+        if stage == Stage.CLOSED:
+            return []
+        if stage == Stage.DEAD:
+            return [Stage.IDENTIFYING]
+        if stage == Stage.PENDING:
+            return [Stage.FINALIZING, Stage.CLOSED, Stage.DEAD]
+        up_to_pending = ORDERED_STAGES[: ORDERED_STAGES.index(Stage.PENDING) + 1]
+        return [*(s for s in up_to_pending if s != stage), Stage.DEAD]
+
+    def needs_reason_for(self, target: Stage) -> bool:
+        """Moves back, to Dead, out of Dead and rejections ask for a reason first."""
+        source = Stage(self.stage)
+        if target == Stage.DEAD or source == Stage.DEAD:
+            return True
+        if source == Stage.PENDING:
+            return target == Stage.FINALIZING
+        return (target.order or 0) < (source.order or 0)
+
+    def move_targets_for(self, user: User | None) -> list[Stage]:
+        """The stages this user may ask to move to (a gate may still refuse forward moves)."""
+        return [stage for stage in self.reachable_stages() if self.can_move(user, stage)]
 
     def can_change_owner(self, user: User | None) -> bool:
         return user is None or user.is_superuser or self.is_managed_by(user)
@@ -525,6 +625,8 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         now = now or timezone.now()
         with transaction.atomic():
             locked = self._lock(expected_version, by)
+            if is_undo:
+                locked._check_undo(target, by, now)
             if not locked.can_move(by, target):
                 raise ChangeForbidden(
                     gettext("You may not move “%(name)s” to %(stage)s.")
@@ -562,6 +664,22 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                 opportunity=locked,
             )
         return locked
+
+    UNDO_WINDOW = timedelta(minutes=2)
+
+    def _check_undo(self, target: Stage, by: User | None, now: datetime) -> None:
+        """Undo only takes back the user's own forward move of a moment ago."""
+        last = self.stage_changes.order_by("-changed_at", "-pk").first()
+        refusal = InvalidChange(gettext("There is no recent move of yours to undo."))
+        if last is None or by is None or last.changed_by_id != by.pk or last.is_undo:
+            raise refusal
+        if now - last.changed_at > self.UNDO_WINDOW:
+            raise refusal
+        first = self.stage_changes.filter(changed_at=last.changed_at).order_by("pk").first()
+        if Stage(first.from_stage) != target or (target.order or 0) >= (
+            Stage(last.to_stage).order or 0
+        ):
+            raise refusal
 
     def _touch(self, by: User | None, now: datetime) -> None:
         self.version += 1
@@ -642,7 +760,8 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         snapshot = self.checklist_snapshot()
         source = Stage(self.stage)
         self._step_back(target)
-        self._reopen_criteria_from(target, by, now)
+        if not is_undo:  # an undo restores the state before the move, ticks included
+            self._reopen_criteria_from(target, by, now)
         return self._record(source, by, via, reason, snapshot, now, is_undo=is_undo)
 
     def _park_as_dead(self, by, via, reason, dead_reason, now):
@@ -924,6 +1043,45 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         self.reload()
 
 
+    def grant_extension(self, days: int, *, by: User, reason: str,
+                        expected_version: int | None = None) -> DeadlineExtension:
+        """A manager gives the opportunity more time in its stage, with a reason."""
+        reason = (reason or "").strip()
+        if not reason:
+            raise InvalidChange(gettext("Say why the opportunity gets more time."))
+        if not 1 <= int(days) <= DeadlineExtension.MAX_DAYS:
+            raise InvalidChange(gettext("An extension is between 1 and %d days.")
+                                % DeadlineExtension.MAX_DAYS)
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._lock(expected_version, by)
+            if not (by.is_superuser or locked.is_managed_by(by)):
+                raise ChangeForbidden(gettext("Only the team's manager grants extensions."))
+            if locked.stage_deadline is None:
+                raise InvalidChange(gettext("%s has no timeout to extend.")
+                                    % Stage(locked.stage).label)
+            previous = locked.stage_deadline
+            locked.stage_deadline = previous + timedelta(days=int(days))
+            extension = DeadlineExtension.objects.create(
+                opportunity=locked, stage=locked.stage, days=int(days), reason=reason,
+                previous_deadline=previous, new_deadline=locked.stage_deadline,
+                granted_by=by, granted_at=now,
+            )
+            if by.pk != locked.owner_id:
+                Notification.send(
+                    locked.owner,
+                    gettext("%s got more time") % locked.name,
+                    gettext("%(who)s extended the deadline of “%(name)s” by %(days)d days: "
+                            "%(reason)s") % {"who": by, "name": locked.name, "days": int(days),
+                                             "reason": reason},
+                    locked.get_absolute_url(),
+                )
+            locked._touch(by, now)
+            locked.save()
+        self.reload()
+        return extension
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, models.Model):
         return f"{value.pk}:{value}"
@@ -1082,3 +1240,32 @@ class FieldChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.old_value} → {self.new_value}"
+
+
+class DeadlineExtension(models.Model):
+    """More time in a stage, granted by a manager with a reason. Append-only."""
+
+    MAX_DAYS = 90
+
+    opportunity = models.ForeignKey(
+        Opportunity, verbose_name=_("opportunity"), on_delete=models.PROTECT,
+        related_name="extensions",
+    )
+    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices)
+    days = models.PositiveSmallIntegerField(_("days"))
+    reason = models.TextField(_("reason"))
+    previous_deadline = models.DateTimeField(_("previous deadline"))
+    new_deadline = models.DateTimeField(_("new deadline"))
+    granted_at = models.DateTimeField(_("granted"), default=timezone.now)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("granted by"), on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("deadline extension")
+        verbose_name_plural = _("deadline extensions")
+        ordering = ["granted_at"]
+
+    def __str__(self) -> str:
+        return f"+{self.days} ({self.get_stage_display()})"

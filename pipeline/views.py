@@ -1,11 +1,501 @@
-from django.contrib.auth.decorators import login_required
-from django.template.response import TemplateResponse
+"""Thin views: parse the request, ask the model, render. Queries start from request.user."""
 
-from pipeline.models import Opportunity
+from __future__ import annotations
+
+import json
+from itertools import chain
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpResponseRedirect, QueryDict
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from crm.models import Account, User, fiscal_quarter, fiscal_quarter_bounds
+from pipeline.forms import (
+    BoardFilterForm,
+    ContactChoiceForm,
+    ExtensionForm,
+    MoveForm,
+    OpportunityForm,
+    TickForm,
+)
+from pipeline.models import ChangeForbidden, ChangeRefused, Conflict, Opportunity, Totals, Via
+from pipeline.process import ORDERED_STAGES, PROCESS, Stage
+
+
+def visible_opportunity(request, pk: int) -> Opportunity:
+    """The opportunity if this user may see it; 404 otherwise, so ids do not leak."""
+    return get_object_or_404(
+        Opportunity.objects.visible_to(request.user).with_checklist(), pk=pk
+    )
+
+
+def via_of(request) -> Via:
+    return Via.BOARD if request.htmx and request.POST.get("via") == "board" else Via.PAGE
+
+
+def stage_checklists(opportunity: Opportunity, up_to: Stage | None = None) -> list[dict]:
+    """The exit criteria of every stage it passed and of the current one (or up to `up_to`,
+    the stage a multi-stage move stopped at); those not passed yet can still be ticked."""
+    ticks = opportunity.active_tick_map()
+    current = Stage(opportunity.stage)
+    last = (up_to or current).order or len(ORDERED_STAGES)
+    checklists = []
+    for stage in ORDERED_STAGES[:last]:
+        criteria = PROCESS[stage].exit_criteria
+        if not criteria:
+            continue
+        checklists.append({
+            "stage": stage,
+            "is_current": stage == (up_to or current),
+            "is_open": current.order is not None and stage.order >= current.order,
+            "items": [
+                {"criterion": c, "met": opportunity.criterion_met(c, ticks),
+                 "tick": ticks.get(c.key)}
+                for c in criteria
+            ],
+        })
+    return checklists
+
+
+def timeline(opportunity: Opportunity) -> list:
+    """Stage changes, field changes and extensions, newest first."""
+    entries = chain(
+        ({"kind": "stage", "at": c.changed_at, "entry": c}
+         for c in opportunity.stage_changes.select_related("changed_by", "handed_to")),
+        ({"kind": "field", "at": c.changed_at, "entry": c}
+         for c in opportunity.field_changes.select_related("changed_by")),
+        ({"kind": "extension", "at": e.granted_at, "entry": e}
+         for e in opportunity.extensions.select_related("granted_by")),
+    )
+    return sorted(entries, key=lambda item: item["at"], reverse=True)
+
+
+def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None,
+                   **extra) -> dict:
+    user = request.user
+    return {
+        "opportunity": opportunity,
+        "checklists": stage_checklists(opportunity, up_to),
+        "committee": opportunity.active_committee(),
+        "contacts": opportunity.account.contacts.filter(archived_at__isnull=True),
+        "timeline": timeline(opportunity),
+        "move_targets": opportunity.move_targets_for(user),
+        "can_edit": opportunity.can_edit(user),
+        "can_extend": opportunity.stage_deadline is not None
+        and (user.is_superuser or opportunity.is_managed_by(user)),
+        "move_form": MoveForm(initial={"version": opportunity.version}),
+        "extension_form": ExtensionForm(initial={"version": opportunity.version}),
+        **extra,
+    }
+
+
+def refused(request, opportunity: Opportunity, refusal: ChangeRefused) -> TemplateResponse:
+    """Show why a change was refused, with its 4xx status; nothing was changed."""
+    opportunity.reload()
+    if request.htmx:
+        return TemplateResponse(
+            request, "pipeline/opportunity_detail.html#refusal",
+            {"opportunity": opportunity, "refusal": refusal}, status=refusal.status_code,
+        )
+    context = detail_context(request, opportunity, refusal=refusal)
+    return TemplateResponse(request, "pipeline/opportunity_detail.html", context,
+                            status=refusal.status_code)
+
+
+def changed(request, opportunity: Opportunity, message: str):
+    """After a change: the refreshed checklist for htmx, else back to the page."""
+    if request.htmx:
+        opportunity = visible_opportunity(request, opportunity.pk)
+        retry_target = request.POST.get("retry_target", "")
+        up_to = previous_stage(retry_target)
+        return TemplateResponse(request, "pipeline/_checklist.html", detail_context(
+            request, opportunity, up_to=up_to, notice=message, retry_target=retry_target,
+            filters=request.POST.get("filters", ""),
+        ))
+    messages.success(request, message)
+    return HttpResponseRedirect(opportunity.get_absolute_url())
+
+
+def previous_stage(value: str) -> Stage | None:
+    """For the refusal dialog: show the checklists up to the stage before the target."""
+    if value not in Stage.values or Stage(value).order in (None, 1):
+        return None
+    return ORDERED_STAGES[Stage(value).order - 2]
+
+
+def invalid_form(request, opportunity: Opportunity, form) -> TemplateResponse:
+    errors = "; ".join(str(e) for errors in form.errors.values() for e in errors)
+    return refused(request, opportunity, ChangeRefused(errors))
+
+
+def posted_version(form) -> int | None:
+    return form.cleaned_data.get("version")
 
 
 @login_required
-def opportunity_list(request):
-    opportunities = Opportunity.objects.visible_to(request.user).select_related("account")
-    return TemplateResponse(request, "pipeline/opportunity_list.html",
-                            {"opportunities": opportunities})
+def opportunity_detail(request, pk: int) -> TemplateResponse:
+    opportunity = visible_opportunity(request, pk)
+    return TemplateResponse(request, "pipeline/opportunity_detail.html",
+                            detail_context(request, opportunity))
+
+
+@login_required
+def opportunity_create(request) -> TemplateResponse:
+    form = OpportunityForm(request.POST or None, initial={"account": request.GET.get("account")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        with transaction.atomic():
+            account = data["account"] or Account.objects.create(
+                name=data["new_account_name"].strip()
+            )
+            details = {k: data[k] for k in ("next_step", "next_step_date")}
+            opportunity = Opportunity.start(
+                account=account, owner=request.user, by=request.user, name=data["name"],
+                type=data["type"], source=data["source"], amount=data["amount"],
+                currency=data["currency"], expected_close_date=data["expected_close_date"],
+                **details,
+            )
+        messages.success(request, _("Opportunity “%s” created.") % opportunity.name)
+        return HttpResponseRedirect(opportunity.get_absolute_url())
+    status = 400 if request.method == "POST" else 200
+    return TemplateResponse(request, "pipeline/opportunity_form.html", {"form": form},
+                            status=status)
+
+
+@login_required
+def opportunity_edit(request, pk: int) -> TemplateResponse:
+    opportunity = visible_opportunity(request, pk)
+    form = OpportunityForm(request.POST or None, instance=Opportunity.objects.get(pk=pk))
+    context = {"form": form, "opportunity": opportunity}
+    if request.method == "POST":
+        if not form.is_valid():
+            return TemplateResponse(request, "pipeline/opportunity_form.html", context,
+                                    status=400)
+        changes = {name: form.cleaned_data[name] for name in form.changed_data
+                   if name in Opportunity.EDITABLE_FIELDS}
+        try:
+            opportunity.update_details(by=request.user, via=Via.PAGE,
+                                       expected_version=request.POST.get("version"),
+                                       **changes)
+        except ChangeRefused as refusal:
+            context["refusal"] = refusal
+            return TemplateResponse(request, "pipeline/opportunity_form.html", context,
+                                    status=refusal.status_code)
+        messages.success(request, _("Saved."))
+        return HttpResponseRedirect(opportunity.get_absolute_url())
+    if not opportunity.can_edit(request.user):
+        context["refusal"] = ChangeRefused(_("You may view this opportunity but not change it."))
+        return TemplateResponse(request, "pipeline/opportunity_form.html", context, status=403)
+    return TemplateResponse(request, "pipeline/opportunity_form.html", context)
+
+
+@login_required
+def opportunity_move(request, pk: int) -> TemplateResponse:
+    """GET: the "Move to…" menu for one card. POST: the move, from the board or the page."""
+    opportunity = visible_opportunity(request, pk)
+    if request.method != "POST":
+        return TemplateResponse(request, "pipeline/board.html#move_menu",
+                                move_menu_context(request, opportunity))
+    form = MoveForm(request.POST)
+    if not form.is_valid():
+        return invalid_form(request, opportunity, form)
+    data = form.cleaned_data
+    source = Stage(opportunity.stage)
+    target = Stage(data["stage"])
+    try:
+        opportunity.move_to(
+            target, by=request.user, via=via_of(request),
+            reason=_("undo") if data["undo"] else data["reason"],
+            dead_reason=data["dead_reason"], expected_version=posted_version(form),
+            account_executive=data["account_executive"], is_undo=data["undo"],
+        )
+    except ChangeRefused as refusal:
+        if via_of(request) == Via.BOARD:
+            return board_refusal(request, opportunity, refusal, source=source, target=target)
+        return refused(request, opportunity, refusal)
+    notice = _("“%(name)s” moved to %(stage)s.") % {
+        "name": opportunity.name, "stage": Stage(opportunity.stage).label,
+    }
+    if via_of(request) == Via.BOARD:
+        moved_forward = (target.order or 0) > (source.order or 0) and source != Stage.DEAD
+        return board_after_move(
+            request, opportunity, refresh={source, target}, notice=notice,
+            undo_to=source if moved_forward and not data["undo"] else None,
+        )
+    return changed(request, opportunity, notice)
+
+
+def move_menu_context(request, opportunity: Opportunity) -> dict:
+    targets = opportunity.move_targets_for(request.user)
+    chosen = request.GET.get("stage")
+    return {
+        "opportunity": opportunity,
+        "targets": targets,
+        "chosen": chosen if chosen in targets else "",
+        "needs_reason": {stage.value for stage in targets if opportunity.needs_reason_for(stage)},
+        "move_form": MoveForm(initial={"version": opportunity.version}),
+        "filters": request.GET.get("filters", ""),
+    }
+
+
+def board_refusal(request, opportunity: Opportunity, refusal: ChangeRefused, *,
+                  source: Stage, target: Stage) -> TemplateResponse:
+    """The card goes back (its columns are re-rendered) and the dialog says why."""
+    opportunity = visible_opportunity(request, opportunity.pk)
+    response = board_after_move(
+        request, opportunity, refresh={source, target, Stage(opportunity.stage)},
+        notice=refusal.message if isinstance(refusal, Conflict) else "",
+        status=refusal.status_code,
+    )
+    blocked_at = getattr(refusal, "stage", None)
+    response.template_name = "pipeline/board.html#move_refused"
+    response.context_data.update({
+        "refusal": refusal,
+        "retry_target": target.value if blocked_at else "",
+        **(detail_context(request, opportunity, up_to=blocked_at) if blocked_at else {}),
+    })
+    response["HX-Trigger-After-Settle"] = json.dumps({"moveRefused": {
+        "id": opportunity.pk, "stage": opportunity.stage, "conflict": isinstance(refusal, Conflict),
+    }})
+    return response
+
+
+@require_POST
+@login_required
+def criterion_tick(request, pk: int) -> TemplateResponse:
+    opportunity = visible_opportunity(request, pk)
+    form = TickForm(request.POST)
+    if not form.is_valid():
+        return invalid_form(request, opportunity, form)
+    data = form.cleaned_data
+    try:
+        opportunity.tick(data["criterion"], by=request.user, note=data["note"],
+                         not_required=data["not_required"],
+                         expected_version=posted_version(form))
+    except ChangeRefused as refusal:
+        return refused(request, opportunity, refusal)
+    return changed(request, opportunity, _("Criterion ticked."))
+
+
+@require_POST
+@login_required
+def criterion_untick(request, pk: int) -> TemplateResponse:
+    opportunity = visible_opportunity(request, pk)
+    form = TickForm(request.POST)
+    if not form.is_valid():
+        return invalid_form(request, opportunity, form)
+    try:
+        opportunity.untick(form.cleaned_data["criterion"], by=request.user,
+                           expected_version=posted_version(form))
+    except ChangeRefused as refusal:
+        return refused(request, opportunity, refusal)
+    return changed(request, opportunity, _("Tick withdrawn."))
+
+
+def contact_action(request, pk: int, action: str, message: str):
+    """Champion and committee changes share their shape: pick or add a contact, then act."""
+    opportunity = visible_opportunity(request, pk)
+    form = ContactChoiceForm(request.POST, account=opportunity.account)
+    if not form.is_valid():
+        return invalid_form(request, opportunity, form)
+    version = posted_version(form)
+    try:
+        if not opportunity.can_edit(request.user):
+            raise ChangeForbidden(_("You may not change “%s”.") % opportunity.name)
+        with transaction.atomic():
+            contact = form.cleaned_data["contact"] or opportunity.account.add_contact(
+                first_name=form.cleaned_data["first_name"],
+                last_name=form.cleaned_data["last_name"],
+                title=form.cleaned_data["title"],
+            )
+            if action == "champion":
+                opportunity.name_champion(contact, by=request.user, expected_version=version)
+            elif action == "add":
+                opportunity.add_committee_member(contact, by=request.user,
+                                                 expected_version=version)
+            elif action == "remove":
+                opportunity.remove_committee_member(contact, by=request.user,
+                                                    expected_version=version)
+            else:
+                opportunity.record_preferred_vendor(
+                    contact, by=request.user, on=form.cleaned_data["confirmed_on"],
+                    expected_version=version,
+                )
+    except ChangeRefused as refusal:
+        return refused(request, opportunity, refusal)
+    return changed(request, opportunity, message)
+
+
+@require_POST
+@login_required
+def champion_name(request, pk: int):
+    return contact_action(request, pk, "champion", _("Champion named."))
+
+
+@require_POST
+@login_required
+def committee_member_add(request, pk: int):
+    return contact_action(request, pk, "add", _("Committee member added."))
+
+
+@require_POST
+@login_required
+def committee_member_remove(request, pk: int):
+    return contact_action(request, pk, "remove", _("Committee member removed."))
+
+
+@require_POST
+@login_required
+def committee_member_confirm(request, pk: int):
+    return contact_action(request, pk, "confirm", _("Preferred-vendor confirmation recorded."))
+
+
+@require_POST
+@login_required
+def opportunity_extend(request, pk: int):
+    opportunity = visible_opportunity(request, pk)
+    form = ExtensionForm(request.POST)
+    if not form.is_valid():
+        return invalid_form(request, opportunity, form)
+    try:
+        opportunity.grant_extension(form.cleaned_data["days"], by=request.user,
+                                    reason=form.cleaned_data["reason"],
+                                    expected_version=posted_version(form))
+    except ChangeRefused as refusal:
+        return refused(request, opportunity, refusal)
+    return changed(request, opportunity, _("Deadline extended."))
+
+
+# --- The board ---
+
+
+def board_filters(request, data) -> BoardFilterForm:
+    owners = User.objects.filter(
+        pk__in=Opportunity.objects.visible_to(request.user).values("owner")
+    ).order_by("first_name", "last_name")
+    form = BoardFilterForm(data, owners=owners)
+    form.is_valid()
+    return form
+
+
+def board_opportunities(request, filters: BoardFilterForm):
+    data = filters.cleaned_data
+    closed_since = None
+    if data.get("closed") != "all":
+        closed_since = fiscal_quarter_bounds(*fiscal_quarter(timezone.localdate()))[0]
+    return Opportunity.objects.visible_to(request.user).matching(
+        user=request.user, scope=data.get("scope", ""), owner=data.get("owner"),
+        type=data.get("type", ""), category=data.get("category", ""),
+        closing_quarter=filters.closing_quarter(), text=data.get("q", ""),
+        closed_since=closed_since,
+    )
+
+
+def board_stages(filters: BoardFilterForm) -> list[Stage]:
+    return [*ORDERED_STAGES, *([Stage.DEAD] if filters.cleaned_data.get("dead") else [])]
+
+
+def card(opportunity: Opportunity, user, now) -> dict:
+    """What a card shows, computed once from prefetched data."""
+    met, total = opportunity.criteria_progress()
+    if opportunity.stage in (Stage.PENDING, Stage.CLOSED):
+        movable = False
+    elif opportunity.stage == Stage.DEAD:
+        movable = opportunity.can_move(user, Stage.IDENTIFYING)
+    else:
+        movable = opportunity.can_edit(user)
+    return {
+        "opportunity": opportunity,
+        "met": met,
+        "total": total,
+        "days": opportunity.days_in_stage(now),
+        "timeout": opportunity.timeout_days(),
+        "timeout_state": opportunity.timeout_state(now),
+        "movable": movable,
+    }
+
+
+def board_columns(request, opportunities, stages: list[Stage],
+                  card_stages: list[Stage] | None = None) -> list[dict]:
+    """Every column's header totals and first cards, in a fixed number of queries."""
+    per_column = settings.BOARD_COLUMN_SIZE
+    totals = Totals.by_stage(opportunities)
+    cards: dict[str, list] = {stage: [] for stage in stages}
+    now = timezone.now()
+    card_stages = stages if card_stages is None else card_stages
+    first = opportunities.filter(stage__in=card_stages).first_of_each_stage(per_column)
+    for opportunity in first.with_checklist():
+        cards[opportunity.stage].append(card(opportunity, request.user, now))
+    return [column(stage, totals.get(stage, Totals()), cards[stage], 0) for stage in stages]
+
+
+def column(stage: Stage, totals: Totals, cards: list, offset: int) -> dict:
+    shown = offset + len(cards)
+    return {
+        "stage": stage,
+        "rule": PROCESS[stage],
+        "totals": totals,
+        "cards": cards,
+        "shown": shown,
+        "has_more": shown < totals.count,
+        "accepts_drops": stage not in (Stage.PENDING, Stage.CLOSED),
+    }
+
+
+@login_required
+def board(request) -> TemplateResponse:
+    filters = board_filters(request, request.GET)
+    opportunities = board_opportunities(request, filters)
+    return TemplateResponse(request, "pipeline/board.html", {
+        "filters": filters,
+        "columns": board_columns(request, opportunities, board_stages(filters)),
+        "query_string": request.GET.urlencode(),
+    })
+
+
+@login_required
+def board_column(request, stage: str) -> TemplateResponse:
+    """"Load more": the next cards of one column, for the same filters."""
+    try:
+        stage = Stage(stage)
+        offset = max(0, int(request.GET.get("offset", 0)))
+    except ValueError:
+        return TemplateResponse(request, "pipeline/board.html#column_error", {}, status=400)
+    filters = board_filters(request, request.GET)
+    opportunities = board_opportunities(request, filters).filter(stage=stage)
+    now = timezone.now()
+    page = opportunities.column_order().with_checklist()[
+        offset: offset + settings.BOARD_COLUMN_SIZE
+    ]
+    cards = [card(opportunity, request.user, now) for opportunity in page]
+    return TemplateResponse(request, "pipeline/board.html#more_cards", {
+        "column": column(stage, Totals(count=opportunities.count()), cards, offset),
+        "query_string": filters.data.urlencode() if filters.data else "",
+    })
+
+
+def board_after_move(request, opportunity: Opportunity, *, refresh: set[Stage], notice: str,
+                     undo_to: Stage | None = None, status: int = 200) -> TemplateResponse:
+    """Re-render the columns a move touched and every header, out of band."""
+    filters = board_filters(request, QueryDict(request.POST.get("filters", "").lstrip("?")))
+    opportunities = board_opportunities(request, filters)
+    stages = [stage for stage in board_stages(filters) if stage in refresh]
+    columns = board_columns(request, opportunities, board_stages(filters), card_stages=stages)
+    response = TemplateResponse(request, "pipeline/board.html#moved", {
+        "columns": columns,
+        "refreshed": stages,
+        "notice": notice,
+        "opportunity": opportunity,
+        "undo_to": undo_to,
+        "query_string": filters.data.urlencode(),
+    }, status=status)
+    response["HX-Trigger-After-Settle"] = json.dumps({"boardMoved": {"id": opportunity.pk,
+                                                         "stage": opportunity.stage}})
+    return response

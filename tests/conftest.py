@@ -25,6 +25,8 @@ def redis_url():
 
 @pytest.fixture(autouse=True)
 def _english_and_locmem_mail(settings):
+    # Real password hashing costs a second per user on this machine; tests need no strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.LANGUAGE_CODE = "en"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.CELERY_TASK_ALWAYS_EAGER = False

@@ -1,0 +1,395 @@
+"""The admin for people, teams, accounts, money and the notification outbox.
+
+Roles are Django groups without model permissions: what a role may do is decided by the
+models' own helpers, and every admin here asks them. Nothing is hard-deleted: accounts and
+contacts are archived, history rows are view-only, and no admin offers a delete action.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db import models, transaction
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from crm.models import Account, Contact, ExchangeRate, Notification, Role, Team, User
+from pipeline.models import ChangeRefused, Opportunity, Via
+
+admin.site.site_header = _("Progression administration")
+admin.site.site_title = _("Progression")
+admin.site.index_title = _("Administration")
+# Rows are archived, never deleted; no admin may offer Django's bulk delete.
+admin.site.disable_action("delete_selected")
+
+
+def holds_a_role(user) -> bool:
+    """Superusers and anyone with one of the four roles may look around the admin."""
+    if not user.is_active:
+        return False
+    return user.is_superuser or bool(getattr(user, "roles", ()))
+
+
+def may_configure_the_process(user) -> bool:
+    """Stage timeouts and exchange rates are sales ops' to keep (process.md, Roles)."""
+    return user.is_active and (user.is_superuser or user.is_sales_ops)
+
+
+class ProgressionModelAdmin(admin.ModelAdmin):
+    """Access by role instead of per-model permissions; changes for superusers by default.
+
+    Subclasses widen add and change where a role may make them; deleting is never allowed.
+    """
+
+    def has_module_permission(self, request) -> bool:
+        return holds_a_role(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return holds_a_role(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class HistoryAdmin(ProgressionModelAdmin):
+    """Rows that record what happened: they can be read, never added, changed or deleted."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RefusalsAsMessagesMixin:
+    """A change the model refuses becomes an error message on the same page, not a 500.
+
+    The admin's form view runs in one transaction, so the refusal has rolled everything
+    back by the time the message is shown.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ChangeRefused as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class SalesOpsConfigurationAdmin(ProgressionModelAdmin):
+    """Settings sales ops keep: everyone with a role reads them, sales ops change them."""
+
+    readonly_fields = ("updated_at", "updated_by")
+
+    def has_add_permission(self, request) -> bool:
+        return may_configure_the_process(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return may_configure_the_process(request.user)
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.updated_by = request.user
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+class ArchiveActionsMixin:
+    """Archive and restore instead of deleting; each archived row is logged."""
+
+    actions = ["archive_selected", "restore_selected"]
+
+    @admin.action(description=_("Archive selected %(verbose_name_plural)s"),
+                  permissions=["change"])
+    def archive_selected(self, request, queryset) -> None:
+        archived = self._set_archived(request, queryset.filter(archived_at__isnull=True),
+                                      timezone.now(), gettext("Archived."))
+        self.message_user(request, gettext("%(count)d archived.") % {"count": archived},
+                          messages.SUCCESS)
+
+    @admin.action(description=_("Restore selected %(verbose_name_plural)s"),
+                  permissions=["change"])
+    def restore_selected(self, request, queryset) -> None:
+        restored = self._set_archived(request, queryset.filter(archived_at__isnull=False),
+                                      None, gettext("Restored from the archive."))
+        self.message_user(request, gettext("%(count)d restored.") % {"count": restored},
+                          messages.SUCCESS)
+
+    def _set_archived(self, request, queryset, archived_at, message: str) -> int:
+        rows = list(queryset)
+        with transaction.atomic():
+            for row in rows:
+                row.archived_at = archived_at
+                row.save(update_fields=["archived_at"])
+                self.log_change(request, row, message)
+        return len(rows)
+
+
+# --- people and teams: changed by superusers only ---
+
+
+@admin.register(Team)
+class TeamAdmin(ProgressionModelAdmin):
+    list_display = ("name", "manager", "member_count")
+    list_select_related = ("manager",)
+    search_fields = ("name",)
+    autocomplete_fields = ("manager",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_total=Count("members"))
+
+    @admin.display(description=_("members"), ordering="member_total")
+    def member_count(self, team: Team) -> int:
+        return team.member_total
+
+
+class ReassignForm(forms.Form):
+    """The intermediate page of the bulk reassignment: who takes over."""
+
+    new_owner = forms.ModelChoiceField(
+        label=_("New owner"),
+        queryset=User.objects.none(),
+        help_text=_("An active account executive; they are notified of each opportunity."),
+    )
+
+    def __init__(self, *args, candidates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_owner"].queryset = candidates
+
+
+def may_reassign_from(actor: User, leaving: User) -> bool:
+    """Superusers, and the manager of the leaving person's team."""
+    return actor.is_superuser or (actor.is_manager and leaving.team_id in actor.team_ids)
+
+
+@admin.register(User)
+class ProgressionUserAdmin(ProgressionModelAdmin, UserAdmin):
+    list_display = ("username", "full_name", "email", "team", "role_names", "is_active",
+                    "is_staff")
+    list_filter = ("groups", "team", "is_active", "is_staff", "is_superuser")
+    list_select_related = ("team",)
+    autocomplete_fields = ("team",)
+    fieldsets = (
+        *UserAdmin.fieldsets,
+        (_("Team"), {"fields": ("team",)}),
+    )
+    actions = ["reassign_open_opportunities"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description=_("name"), ordering="last_name")
+    def full_name(self, user: User) -> str:
+        return user.get_full_name()
+
+    @admin.display(description=_("roles"))
+    def role_names(self, user: User) -> str:
+        labels = [str(Role(group.name).label) for group in user.groups.all()
+                  if group.name in Role.values]
+        return ", ".join(sorted(labels))
+
+    def has_reassign_permission(self, request) -> bool:
+        return request.user.is_superuser or request.user.is_manager
+
+    @admin.action(description=_("Reassign open opportunities…"), permissions=["reassign"])
+    def reassign_open_opportunities(self, request, queryset):
+        """Hand every open opportunity of the selected people to one active rep."""
+        leaving = list(queryset.select_related("team"))
+        not_theirs = [user for user in leaving if not may_reassign_from(request.user, user)]
+        if not_theirs:
+            self.message_user(
+                request,
+                gettext("Only a superuser or their team's manager reassigns the "
+                        "opportunities of %s. Nothing was reassigned.")
+                % ", ".join(str(user) for user in not_theirs),
+                messages.ERROR,
+            )
+            return None
+        opportunities = (
+            Opportunity.objects.visible_to(request.user).open()
+            .filter(owner__in=leaving).select_related("owner").order_by("pk")
+        )
+        form = ReassignForm(
+            request.POST if "apply" in request.POST else None,
+            candidates=self._new_owner_candidates(request.user, leaving),
+        )
+        if form.is_valid():
+            self._reassign(request, list(opportunities), form.cleaned_data["new_owner"])
+            return None
+        open_counts = dict(
+            opportunities.order_by().values_list("owner").annotate(total=Count("*"))
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Reassign open opportunities"),
+            "opts": self.opts,
+            "form": form,
+            "leaving": [(user, open_counts.get(user.pk, 0)) for user in leaving],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "reassign_open_opportunities",
+            "media": self.media + form.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/crm/reassign.html", context)
+
+    @staticmethod
+    def _new_owner_candidates(actor: User, leaving: list[User]):
+        candidates = User.objects.filter(is_active=True, groups__name=Role.REP).exclude(
+            pk__in=[user.pk for user in leaving]
+        )
+        if not actor.is_superuser:
+            candidates = candidates.filter(team_id__in=actor.team_ids)
+        return candidates.order_by("last_name", "first_name", "username")
+
+    def _reassign(self, request, opportunities: list[Opportunity], new_owner: User) -> None:
+        """All or nothing: each move writes its FieldChange row, notification and log entry."""
+        try:
+            with transaction.atomic():
+                for opportunity in opportunities:
+                    previous_owner = opportunity.owner
+                    opportunity.update_details(owner=new_owner, by=request.user, via=Via.ADMIN)
+                    self.log_change(
+                        request, opportunity,
+                        gettext("Reassigned from %(old)s to %(new)s.")
+                        % {"old": previous_owner, "new": new_owner},
+                    )
+        except ChangeRefused as refusal:
+            self.message_user(
+                request, gettext("Nothing was reassigned: %s") % refusal.message,
+                messages.ERROR,
+            )
+            return
+        self.message_user(
+            request,
+            ngettext("%(count)d open opportunity now belongs to %(owner)s.",
+                     "%(count)d open opportunities now belong to %(owner)s.",
+                     len(opportunities))
+            % {"count": len(opportunities), "owner": new_owner},
+            messages.SUCCESS,
+        )
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleGroupAdmin(ProgressionModelAdmin, GroupAdmin):
+    """The four role groups come from a migration; the app's code relies on their names."""
+
+
+# --- customers: anyone with a role keeps them; archived, never deleted ---
+
+
+class ContactInline(admin.TabularInline):
+    model = Contact
+    fields = ("first_name", "last_name", "title", "email", "phone", "archived_at")
+    extra = 0
+    show_change_link = True
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return holds_a_role(request.user)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return holds_a_role(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return holds_a_role(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ArchivedListFilter(admin.SimpleListFilter):
+    title = _("archived")
+    parameter_name = "archived"
+
+    def lookups(self, request, model_admin):
+        return [("no", gettext("Current")), ("yes", gettext("Archived"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(archived_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(archived_at__isnull=False)
+        return queryset
+
+
+@admin.register(Account)
+class AccountAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
+    list_display = ("name", "industry", "website", "created_at", "archived_at")
+    list_filter = (ArchivedListFilter, "industry")
+    search_fields = ("name", "industry", "website")
+    readonly_fields = ("created_at",)
+    inlines = [ContactInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request) -> bool:
+        return holds_a_role(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return holds_a_role(request.user)
+
+
+@admin.register(Contact)
+class ContactAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
+    list_display = ("last_name", "first_name", "account", "title", "email", "phone",
+                    "archived_at")
+    list_filter = (ArchivedListFilter,)
+    list_select_related = ("account",)
+    search_fields = ("first_name", "last_name", "email", "account__name")
+    autocomplete_fields = ("account",)
+
+    def has_add_permission(self, request) -> bool:
+        return holds_a_role(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return holds_a_role(request.user)
+
+
+# --- money and the outbox ---
+
+
+class ExchangeRateForm(forms.ModelForm):
+    def clean_currency(self) -> str:
+        currency = self.cleaned_data["currency"].strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise forms.ValidationError(gettext("Use the three-letter ISO code, e.g. USD."))
+        return currency
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(SalesOpsConfigurationAdmin):
+    form = ExchangeRateForm
+    list_display = ("currency", "rate", "updated_at", "updated_by")
+    list_select_related = ("updated_by",)
+    search_fields = ("currency",)
+
+
+@admin.register(Notification)
+class NotificationAdmin(HistoryAdmin):
+    """The outbox as sent: superusers see all of it, everyone else their own."""
+
+    list_display = ("subject", "recipient", "created_at", "read_at", "emailed_at", "attempts")
+    list_filter = (("read_at", admin.EmptyFieldListFilter),
+                   ("emailed_at", admin.EmptyFieldListFilter))
+    list_select_related = ("recipient",)
+    search_fields = ("subject", "recipient__username", "recipient__last_name")
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(recipient=request.user)

@@ -1,0 +1,248 @@
+"""The admin for opportunities, their checklists and history, and stage timeouts.
+
+The admin is one more door into the model, not a way around it: opportunities are opened
+with `Opportunity.start` and edited with `update_details`, the stage is never a form field,
+and the rows that record what happened are view-only.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from crm.admin import (
+    HistoryAdmin,
+    ProgressionModelAdmin,
+    RefusalsAsMessagesMixin,
+    SalesOpsConfigurationAdmin,
+)
+from crm.models import Account, User
+from pipeline.models import (
+    CommitteeMember,
+    CriterionTick,
+    DeadlineExtension,
+    FieldChange,
+    Opportunity,
+    StageChange,
+    StageTimeout,
+    Via,
+)
+
+
+def of_visible_opportunities(queryset, user: User):
+    """Rows about opportunities the user may see, by the same rule as the opportunities."""
+    return queryset.filter(opportunity__in=Opportunity.objects.visible_to(user))
+
+
+class OpportunityAdminForm(forms.ModelForm):
+    """The editable details; the version the page was loaded at guards against lost edits."""
+
+    loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # Set per request by OpportunityAdmin.get_form, whose form class is built per request.
+    acting_user: User | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["loaded_version"].initial = self.instance.version
+        if "account" in self.fields:
+            self.fields["account"].queryset = Account.objects.filter(archived_at__isnull=True)
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].strip().upper()
+
+    def clean(self):
+        cleaned_data = super().clean()
+        owner = cleaned_data.get("owner")
+        adding = self.instance._state.adding
+        if owner is None or not (adding or "owner" in self.changed_data):
+            return cleaned_data
+        if not owner.is_active or not (owner.is_rep or owner.is_bdr):
+            self.add_error("owner", gettext("Choose an active account executive or BDR."))
+        elif adding and not Opportunity(owner=owner).can_edit(self.acting_user):
+            self.add_error("owner", gettext(
+                "You may open opportunities for yourself, or for your team as its manager."
+            ))
+        elif not adding and not self.instance.can_change_owner(self.acting_user):
+            self.add_error("owner", gettext("Only a manager reassigns an opportunity."))
+        return cleaned_data
+
+
+@admin.register(Opportunity)
+class OpportunityAdmin(RefusalsAsMessagesMixin, ProgressionModelAdmin):
+    form = OpportunityAdminForm
+    list_display = ("name", "account", "owner", "stage", "amount", "currency",
+                    "expected_close_date", "changed_at")
+    list_filter = ("stage", "type", "source", "owner__team")
+    list_select_related = ("account", "owner")
+    search_fields = ("name", "account__name", "owner__username", "owner__last_name")
+    autocomplete_fields = ("account", "owner")
+    ordering = ("-changed_at",)
+
+    DETAILS = ("account", "name", "type", "source", "owner", "amount", "currency",
+               "expected_close_date", "next_step", "next_step_date")
+    # Where the opportunity stands: only move_to changes these.
+    STANDING = ("stage", "probability", "forecast_category", "version", "stage_entered_at",
+                "stage_deadline", "amount_at_stage_entry", "changed_by", "changed_at")
+    CHECKLIST = ("champion", "champion_confirmed_at", "champion_confirmed_by",
+                 "dead_reason", "dead_note", "created_at", "history")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).visible_to(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        user = request.user
+        return user.is_superuser or user.is_rep or user.is_bdr or user.is_manager
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return obj.can_edit(request.user)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": self.DETAILS})]
+        details = self.DETAILS
+        if self.has_change_permission(request, obj):
+            details = (*details, "loaded_version")
+        return [
+            (None, {"fields": details}),
+            (_("Where it stands"), {"fields": self.STANDING}),
+            (_("Checklist and history"), {"fields": self.CHECKLIST}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("account", *self.STANDING, *self.CHECKLIST)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.acting_user = request.user
+        return form
+
+    @admin.display(description=_("probability"))
+    def probability(self, opportunity: Opportunity) -> str:
+        return f"{opportunity.probability} %"
+
+    @admin.display(description=_("forecast category"))
+    def forecast_category(self, opportunity: Opportunity) -> str:
+        return opportunity.forecast_category.label
+
+    @admin.display(description=_("history"))
+    def history(self, opportunity: Opportunity) -> str:
+        query = f"?opportunity__id__exact={opportunity.pk}"
+        return format_html(
+            '<a href="{}{}">{}</a> · <a href="{}{}">{}</a> · <a href="{}{}">{}</a>'
+            ' · <a href="{}{}">{}</a>',
+            reverse("admin:pipeline_stagechange_changelist"), query, gettext("Stage changes"),
+            reverse("admin:pipeline_fieldchange_changelist"), query, gettext("Field changes"),
+            reverse("admin:pipeline_criteriontick_changelist"), query, gettext("Ticks"),
+            reverse("admin:pipeline_deadlineextension_changelist"), query,
+            gettext("Deadline extensions"),
+        )
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Through the model: start a new one, or update_details with what was changed."""
+        if not change:
+            started = Opportunity.start(
+                by=request.user,
+                **{name: form.cleaned_data[name] for name in self.DETAILS},
+            )
+            obj.pk = started.pk
+            obj.refresh_from_db()
+            obj._state.adding = False
+            return
+        changes = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in Opportunity.EDITABLE_FIELDS
+        }
+        if changes:
+            obj.update_details(
+                by=request.user, via=Via.ADMIN,
+                expected_version=form.cleaned_data.get("loaded_version"), **changes,
+            )
+
+
+class OpportunityHistoryAdmin(HistoryAdmin):
+    """View-only rows about opportunities, limited to the opportunities the user sees."""
+
+    def get_queryset(self, request):
+        return of_visible_opportunities(super().get_queryset(request), request.user)
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "from_stage", "to_stage", "changed_at", "changed_by", "via",
+                    "is_undo")
+    list_filter = ("to_stage", "from_stage", "via", "is_undo")
+    list_select_related = ("opportunity", "changed_by")
+    search_fields = ("opportunity__name", "reason")
+    date_hierarchy = "changed_at"
+
+
+@admin.register(FieldChange)
+class FieldChangeAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "field", "old_value", "new_value", "changed_at",
+                    "changed_by", "via")
+    list_filter = ("field", "via")
+    list_select_related = ("opportunity", "changed_by")
+    search_fields = ("opportunity__name", "old_value", "new_value")
+    date_hierarchy = "changed_at"
+
+
+class RevokedListFilter(admin.SimpleListFilter):
+    title = _("counts")
+    parameter_name = "counting"
+
+    def lookups(self, request, model_admin):
+        return [("yes", gettext("Counting")), ("no", gettext("Revoked"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(CriterionTick)
+class CriterionTickAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "criterion", "state", "ticked_by", "ticked_at",
+                    "revoked_at")
+    list_filter = (RevokedListFilter, "state", "criterion")
+    list_select_related = ("opportunity", "ticked_by")
+    search_fields = ("opportunity__name", "note")
+
+
+@admin.register(CommitteeMember)
+class CommitteeMemberAdmin(OpportunityHistoryAdmin):
+    """View-only too: the committee changes through the opportunity (add_committee_member,
+    record_preferred_vendor, remove_committee_member), which lock it and bump its version."""
+
+    list_display = ("contact", "opportunity", "added_at", "confirmed_on", "removed_at")
+    list_filter = (("removed_at", admin.EmptyFieldListFilter),
+                   ("confirmed_on", admin.EmptyFieldListFilter))
+    list_select_related = ("contact", "opportunity")
+    search_fields = ("opportunity__name", "contact__last_name", "contact__first_name")
+
+
+@admin.register(DeadlineExtension)
+class DeadlineExtensionAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "stage", "days", "previous_deadline", "new_deadline",
+                    "granted_by", "granted_at")
+    list_filter = ("stage",)
+    list_select_related = ("opportunity", "granted_by")
+    search_fields = ("opportunity__name", "reason")
+
+
+@admin.register(StageTimeout)
+class StageTimeoutAdmin(SalesOpsConfigurationAdmin):
+    list_display = ("stage", "days", "updated_at", "updated_by")
+    list_select_related = ("updated_by",)
+

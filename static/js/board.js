@@ -1,0 +1,144 @@
+/* The board: SortableJS moves cards in the page, the server decides every move (htmx). */
+(function () {
+  "use strict";
+
+  // Refusals (4xx) carry the dialog that says why: swap them like successes.
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "4..", swap: true, error: false },
+    { code: "...", swap: false, error: true },
+  ];
+
+  var pendingDrop = null; // {card, from, index} while a dropped card awaits the server
+  var undoTimer = null;
+
+  function dialog() { return document.getElementById("move-dialog"); }
+  function board() { return document.querySelector(".board-page"); }
+  function moveUrl(card) {
+    return board().dataset.moveUrl.replace("/0/", "/" + card.dataset.opportunityId + "/");
+  }
+  function filters() { return document.querySelector(".board").dataset.filters || ""; }
+
+  function announce(text) {
+    var region = document.getElementById("announcer");
+    if (region) { region.textContent = ""; region.textContent = text; }
+  }
+
+  function revert() {
+    if (!pendingDrop) return;
+    var list = pendingDrop.from;
+    var before = list.children[pendingDrop.index] || null;
+    list.insertBefore(pendingDrop.card, before);
+    pendingDrop.card.focus();
+    pendingDrop = null;
+  }
+
+  function openMenu(card, stage) {
+    var url = moveUrl(card) + "?filters=" + encodeURIComponent(filters());
+    if (stage) url += "&stage=" + encodeURIComponent(stage);
+    htmx.ajax("GET", url, { target: "#move-dialog-body" }).then(function () {
+      if (!dialog().open) dialog().showModal();
+      updateReasonFields(dialog());
+      var first = dialog().querySelector("input:checked, input, select, textarea, button");
+      if (first) first.focus();
+    });
+  }
+
+  function updateReasonFields(root) {
+    var checked = root.querySelector(".move-form input[name=stage]:checked");
+    var reason = root.querySelector(".reason-field");
+    var dead = root.querySelector(".dead-field");
+    if (!checked || !reason) return;
+    reason.hidden = checked.dataset.needsReason !== "true";
+    reason.querySelector("textarea").required = !reason.hidden;
+    dead.hidden = checked.value !== "dead";
+    dead.querySelector("select").required = !dead.hidden;
+  }
+
+  function dropped(event) {
+    var card = event.item;
+    var from = event.from;
+    var to = event.to;
+    if (from === to) return;
+    pendingDrop = { card: card, from: from, index: event.oldIndex };
+    var target = to.dataset.stage;
+    var backwards = Number(to.dataset.order) < Number(from.dataset.order);
+    if (target === "dead" || from.dataset.stage === "dead" || backwards) {
+      openMenu(card, target); // ask for the reason before anything moves
+      return;
+    }
+    htmx.ajax("POST", moveUrl(card), {
+      target: "#move-dialog-body",
+      values: { stage: target, version: card.dataset.version, via: "board", filters: filters() },
+    });
+  }
+
+  function setDragging(enabled) {
+    document.querySelectorAll(".column-cards").forEach(function (list) {
+      if (list.sortable) list.sortable.option("disabled", !enabled);
+    });
+  }
+
+  htmx.onLoad(function (root) {
+    var lists = root.matches && root.matches(".column-cards") ? [root] : root.querySelectorAll(".column-cards");
+    lists.forEach(function (list) {
+      if (list.sortable) return;
+      var open = list.dataset.accepts === "true";
+      list.sortable = new Sortable(list, {
+        group: { name: "board", pull: open, put: open },
+        draggable: '.card[data-movable="true"]',
+        filter: "a, button",
+        preventOnFilter: false,
+        sort: false,
+        animation: 120,
+        onEnd: dropped,
+      });
+    });
+  });
+
+  document.addEventListener("htmx:beforeRequest", function () { setDragging(false); });
+  document.addEventListener("htmx:afterRequest", function () { setDragging(true); });
+
+  document.addEventListener("boardMoved", function (event) {
+    pendingDrop = null;
+    if (dialog().open) dialog().close();
+    var notice = document.getElementById("board-notice");
+    if (notice) announce(notice.textContent.trim());
+    var card = document.getElementById("card-" + event.detail.id);
+    if (card) card.focus();
+    clearTimeout(undoTimer);
+    undoTimer = setTimeout(function () {
+      var undo = document.querySelector("#board-notice form.undo");
+      if (undo) undo.remove();
+    }, 10000);
+  });
+
+  document.addEventListener("moveRefused", function (event) {
+    pendingDrop = null; // the server re-rendered the columns: the card is back where it is
+    if (event.detail.conflict) {
+      if (dialog().open) dialog().close();
+      announce(document.getElementById("board-notice").textContent.trim());
+      return;
+    }
+    if (!dialog().open) dialog().showModal();
+    announce(dialog().querySelector(".refusal").textContent.trim());
+  });
+
+  document.addEventListener("click", function (event) {
+    var menuButton = event.target.closest("[data-move-menu]");
+    if (menuButton) {
+      openMenu(menuButton.closest(".card"), "");
+      return;
+    }
+    if (event.target.closest("[data-close-dialog]")) dialog().close();
+  });
+
+  document.addEventListener("change", function (event) {
+    if (event.target.matches(".move-form input[name=stage]")) updateReasonFields(dialog());
+  });
+
+  document.addEventListener("close", function (event) {
+    if (event.target === dialog()) revert();
+  }, true);
+})();
