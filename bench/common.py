@@ -27,7 +27,7 @@ PRODUCTION_LIKE = {
     "DEBUG": "0",
     "SECRET_KEY": "benchmark-only-secret-key-not-used-anywhere-else-0123456789",
     "ALLOWED_HOSTS": "testserver",
-    # Its own folder: collected static files and, without Redis, the file-system broker.
+    # Its own folder, for the file-system broker when REDIS_URL is not set.
     "PROGRESSION_VAR_DIR": str(BENCH_VAR_DIR),
     "LOG_LEVEL": "WARNING",
 }
@@ -47,18 +47,20 @@ def setup_django() -> None:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         print("warning: not PostgreSQL; set DATABASE_URL for figures worth recording",
               file=sys.stderr)
-    collect_static_once()
+    use_plain_static_storage()
 
 
-def collect_static_once() -> None:
-    """Without DEBUG, {% static %} reads whitenoise's manifest: collect it once."""
+def use_plain_static_storage() -> None:
+    """Static URLs without whitenoise's manifest: `collectstatic` is not needed first (and
+    fails at the time of writing on a vendored file's missing source map). A page has a
+    handful of {% static %} tags, so the figures do not depend on it."""
     from django.conf import settings
-    from django.core.management import call_command
+    from django.test.utils import override_settings
 
-    if settings.DEBUG:
-        return
-    if not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
-        call_command("collectstatic", interactive=False, verbosity=0)
+    storages = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+    }}
+    override_settings(STORAGES=storages).enable()
 
 
 def benchmark_urls(extra_patterns: list) -> list:
@@ -78,6 +80,9 @@ class Figures:
     name: str
     times_ms: tuple[float, ...]
     queries: int
+    # This process's CPU time per round: Python's share, less disturbed than the wall time
+    # by other processes on a busy machine (the database's own work is not in it).
+    cpu_ms: tuple[float, ...] = ()
 
     @property
     def median(self) -> float:
@@ -92,39 +97,70 @@ class Figures:
     def fastest(self) -> float:
         return min(self.times_ms)
 
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_ms) if self.cpu_ms else float("nan")
+
     def line(self) -> str:
-        return (f"{self.name:<28} median {self.median:7.2f} ms   p90 {self.p90:7.2f} ms   "
-                f"min {self.fastest:7.2f} ms   {self.queries:3d} queries   "
-                f"({len(self.times_ms)} rounds)")
+        return (f"{self.name:<26} median {self.median:7.2f} ms   p90 {self.p90:7.2f} ms   "
+                f"min {self.fastest:7.2f} ms   python cpu {self.cpu_median:7.2f} ms   "
+                f"{self.queries:3d} queries   ({len(self.times_ms)} rounds)")
 
 
-def measure(name: str, request: Callable[[int], object], *, rounds: int, warmup: int,
-            expected_status: int = 200) -> Figures:
-    """Time `request(round_number)` after `warmup` untimed rounds, then count its queries
-    in one more untimed round. Query capture wraps every cursor call, so it stays out of
-    the timed rounds. Every response must have `expected_status`: a refused move or an
-    error page would be fast and wrong."""
+@dataclass(frozen=True)
+class Subject:
+    """One request to time: `request(round_number)` returns the response, and `reset`,
+    when given, runs untimed after every round (to put a moved card back)."""
+
+    name: str
+    request: Callable[[int], object]
+    reset: Callable[[int], None] | None = None
+    expected_status: int = 200
+
+
+def measure(subjects: list[Subject], *, rounds: int, warmup: int) -> dict[str, Figures]:
+    """Time every subject `rounds` times after `warmup` untimed rounds, interleaved round
+    by round so that a change in the machine's load hits all of them alike; then count
+    each one's queries in one more untimed round (query capture wraps every cursor call,
+    so it stays out of the timed rounds). Every response must have its expected status:
+    a refused move or an error page would be fast and wrong."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    def checked(number: int) -> None:
-        response = request(number)
+    def check(subject: Subject, number: int, response) -> None:
         status = getattr(response, "status_code", None)
-        if status != expected_status:
+        if status != subject.expected_status:
             content = getattr(response, "content", b"")[:2000].decode(errors="replace")
-            raise SystemExit(f"{name}: round {number} answered {status}, "
-                             f"expected {expected_status}:\n{content}")
+            raise SystemExit(f"{subject.name}: round {number} answered {status}, "
+                             f"expected {subject.expected_status}:\n{content}")
+        if subject.reset is not None:
+            subject.reset(number)
 
-    for number in range(warmup):
-        checked(number)
-    times = []
-    for number in range(warmup, warmup + rounds):
-        started = time.perf_counter()
-        checked(number)
-        times.append((time.perf_counter() - started) * 1000)
-    with CaptureQueriesContext(connection) as captured:
-        checked(warmup + rounds)
-    return Figures(name=name, times_ms=tuple(times), queries=len(captured.captured_queries))
+    times = {subject.name: [] for subject in subjects}
+    cpu = {subject.name: [] for subject in subjects}
+    for number in range(warmup + rounds):
+        for subject in subjects:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            response = subject.request(number)
+            elapsed = (time.perf_counter() - started) * 1000
+            elapsed_cpu = (time.process_time() - started_cpu) * 1000
+            check(subject, number, response)
+            if number >= warmup:
+                times[subject.name].append(elapsed)
+                cpu[subject.name].append(elapsed_cpu)
+    figures = {}
+    for subject in subjects:
+        number = warmup + rounds
+        with CaptureQueriesContext(connection) as captured:
+            response = subject.request(number)
+        # Counted before the reset: the next request clears the connection's query log.
+        queries = len(captured.captured_queries)
+        check(subject, number, response)
+        figures[subject.name] = Figures(
+            name=subject.name, times_ms=tuple(times[subject.name]), queries=queries,
+            cpu_ms=tuple(cpu[subject.name]),
+        )
+    return figures
 
 
 def print_environment() -> None:
@@ -142,3 +178,16 @@ def print_environment() -> None:
     print(f"python {platform.python_version()}, django {django.get_version()}, {database}, "
           f"{os.cpu_count()} cores, DEBUG={settings.DEBUG}, "
           f"CONN_MAX_AGE={settings.DATABASES['default'].get('CONN_MAX_AGE')}")
+    print(f"machine now: load average {' '.join(f'{load:.2f}' for load in os.getloadavg())}, "
+          f"calibration {calibration_ms():.1f} ms")
+
+
+def calibration_ms() -> float:
+    """Best of five runs of a fixed pure-Python loop: how fast this machine is right now.
+    On a shared machine the figures scale with it; compare runs by it."""
+    best = math.inf
+    for _attempt in range(5):
+        started = time.perf_counter()
+        sum(range(1_000_000))
+        best = min(best, time.perf_counter() - started)
+    return best * 1000

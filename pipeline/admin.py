@@ -41,7 +41,9 @@ def of_visible_opportunities(queryset, user: User):
 class OpportunityAdminForm(forms.ModelForm):
     """The editable details; the version the page was loaded at guards against lost edits."""
 
-    loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    loaded_version = forms.IntegerField(
+        label=_("version when loaded"), widget=forms.HiddenInput, required=False
+    )
     # Set per request by OpportunityAdmin.get_form, whose form class is built per request.
     acting_user: User | None = None
 

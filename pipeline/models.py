@@ -1241,6 +1241,25 @@ class FieldChange(models.Model):
     def __str__(self) -> str:
         return f"{self.field}: {self.old_value} → {self.new_value}"
 
+    @property
+    def field_label(self) -> str:
+        """The changed field as users know it, translated."""
+        return Opportunity._meta.get_field(self.field).verbose_name
+
+    def _shown(self, value: str) -> str:
+        # Owners are stored as "pk:name" so history keeps who it was even after renames.
+        if self.field == "owner" and ":" in value:
+            return value.split(":", 1)[1]
+        return value
+
+    @property
+    def old_shown(self) -> str:
+        return self._shown(self.old_value)
+
+    @property
+    def new_shown(self) -> str:
+        return self._shown(self.new_value)
+
 
 class DeadlineExtension(models.Model):
     """More time in a stage, granted by a manager with a reason. Append-only."""

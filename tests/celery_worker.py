@@ -1,8 +1,9 @@
 """Run a real Celery worker, and beat if asked, against pytest-django's test database.
 
 For integration tests on PostgreSQL with Redis. The worker is another process, so it only
-sees committed rows (mark the test `django_db(transaction=True)`) and needs a broker both
-sides share: point this process at it with `broker(url)`. Typical use:
+sees committed rows (mark the test `django_db(transaction=True, serialized_rollback=True)`;
+the flush after such a test removes the role groups, serialized_rollback brings them back)
+and needs a broker both sides share: point this process at it with `broker(url)`:
 
     with broker(redis_url), celery_worker(broker_url=redis_url, folder=tmp_path) as celery:
         ...  # a change that queues a task
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +33,8 @@ from django.utils import timezone
 
 from crm.celery import app as celery_app
 
-CELERY = str(Path(settings.BASE_DIR) / ".venv" / "bin" / "celery")
+# The celery command of the virtual environment running the tests.
+CELERY = str(Path(sys.executable).parent / "celery")
 # Bounds, not expectations: a worker starts in a few seconds and needs about 4 s to stop
 # on SIGTERM, both slower on a busy machine.
 START_TIMEOUT = 60

@@ -11,6 +11,7 @@
   ];
 
   var pendingDrop = null; // {card, from, index} while a dropped card awaits the server
+  var dialogCardId = null; // the card the dialog is about, to give it focus back
   var undoTimer = null;
 
   function dialog() { return document.getElementById("move-dialog"); }
@@ -35,6 +36,7 @@
   }
 
   function openMenu(card, stage) {
+    dialogCardId = card.dataset.opportunityId;
     var url = moveUrl(card) + "?filters=" + encodeURIComponent(filters());
     if (stage) url += "&stage=" + encodeURIComponent(stage);
     htmx.ajax("GET", url, { target: "#move-dialog-body" }).then(function () {
@@ -114,8 +116,18 @@
     }, 10000);
   });
 
+  // A tick in the refusal dialog raises the opportunity's version: keep its card in step,
+  // or the next drag of that card would be refused as a conflict with oneself.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (!dialog().contains(event.target)) return;
+    var checklist = dialog().querySelector(".checklist[data-version]");
+    var card = checklist && document.getElementById("card-" + checklist.dataset.opportunityId);
+    if (card) card.dataset.version = checklist.dataset.version;
+  });
+
   document.addEventListener("moveRefused", function (event) {
     pendingDrop = null; // the server re-rendered the columns: the card is back where it is
+    dialogCardId = event.detail.id;
     if (event.detail.conflict) {
       if (dialog().open) dialog().close();
       announce(document.getElementById("board-notice").textContent.trim());
@@ -139,6 +151,11 @@
   });
 
   document.addEventListener("close", function (event) {
-    if (event.target === dialog()) revert();
+    if (event.target !== dialog()) return;
+    revert();
+    // The dialog gives focus back to what opened it, unless a swap replaced that element.
+    var active = document.activeElement;
+    var card = dialogCardId && document.getElementById("card-" + dialogCardId);
+    if (card && (!active || active === document.body)) card.focus();
   }, true);
 })();

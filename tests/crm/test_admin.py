@@ -45,6 +45,11 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
+# What happened is recorded by the models' methods and only ever read in the admin.
+VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
+             Notification}
+
+
 def admin_url(model, view: str, *args) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
@@ -151,6 +156,8 @@ def test_changelist_and_change_page_of_every_model_render_for_a_superuser(
     for model, row in one_of_everything.items():
         assert client.get(admin_url(model, "changelist")).status_code == 200, model
         assert client.get(admin_url(model, "change", row.pk)).status_code == 200, model
+        add_page = client.get(admin_url(model, "add")).status_code
+        assert add_page == (403 if model in VIEW_ONLY else 200), model
 
 
 def test_the_admin_index_lists_the_apps_for_staff_with_a_role(client, rep):

@@ -4,10 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests
 # make between browser steps are still plain synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery staple"
@@ -42,11 +43,38 @@ def browser_context_args(browser_context_args):
     }
 
 
+@pytest.fixture(scope="session")
+def databases_as_set_up(django_db_setup):
+    """The connections that set up the test databases, taken before Playwright starts."""
+    return {alias: connections[alias] for alias in connections}
+
+
+@pytest.fixture(scope="session")
+def playwright(databases_as_set_up, playwright):
+    """Playwright, and serialized_rollback still working for every later test.
+
+    Django keeps connections in asgiref's Local(thread_critical=True): once Playwright's
+    event loop runs in this thread, that storage is per context instead of per thread, so
+    tests get new connection objects, without the copy of the database (the role groups)
+    serialized at set-up. Without that copy, serialized_rollback restores nothing, here
+    and in every transactional test after the first browser test.
+    """
+    for alias, connection in databases_as_set_up.items():
+        if hasattr(connection, "_test_serialized_contents"):
+            connections[alias]._test_serialized_contents = connection._test_serialized_contents
+    return playwright
+
+
 @pytest.fixture
 def log_in(page, live_server):
     """Log a user in through the real login page; returns the page."""
 
+    # Chromium asks for /favicon.ico on its own; answering it here keeps that request from
+    # reaching the server while a test's database is being flushed.
+    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+
     def log_in_as(user):
+        page.set_default_timeout(10_000)
         page.goto(f"{live_server.url}/login/")
         page.fill("#id_username", user.username)
         page.fill("#id_password", PASSWORD)

@@ -35,12 +35,6 @@ ALL_CRITERIA = [
 NOT_REQUIRED_ALLOWED = ["negotiating.risk_assessment", "negotiating.security_assessment"]
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The factories hash a password per user; the default hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def meet(opportunity: Opportunity, key: str) -> None:
     """Meet one criterion the way a person would."""
     rep = opportunity.owner

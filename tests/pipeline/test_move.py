@@ -1,8 +1,7 @@
 """Opportunity.move_to: all or nothing, versioned, and every move leaves a full history row."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -33,7 +32,7 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-MOMENT = datetime(2025, 3, 14, 9, 30, tzinfo=dt_timezone.utc)
+MOMENT = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
 
 @dataclass
@@ -78,12 +77,6 @@ def stored_state(opportunity: Opportunity) -> dict:
         ),
         "notifications": list(Notification.objects.order_by("pk").values_list("pk", flat=True)),
     }
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The factories hash a password per user; the default hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

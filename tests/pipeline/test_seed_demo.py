@@ -4,13 +4,23 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from crm.models import ExchangeRate, Team, User, fiscal_quarter, fiscal_quarter_bounds
 from pipeline.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
-from pipeline.models import CriterionTick, Opportunity, StageChange, StageTimeout, Via
-from pipeline.process import ORDERED_STAGES, TIMED_STAGES, Stage, next_stage
+from pipeline.models import (
+    CommitteeMember,
+    CriterionTick,
+    FieldChange,
+    Opportunity,
+    StageChange,
+    StageTimeout,
+    Via,
+)
+from pipeline.process import ORDERED_STAGES, PROCESS, TIMED_STAGES, Stage, next_stage
+from tests.conftest import on_postgresql
 
 SMALL = 60
 
@@ -133,6 +143,10 @@ def test_replaying_the_history_ends_at_the_current_stage():
             assert target != source, change
             if target.order and source.order and target.order > source.order:
                 assert target == next_stage(source), change
+                # The snapshot kept with a forward move shows the gate it passed.
+                criteria = change.checklist["criteria"]
+                assert set(criteria) == {c.key for c in PROCESS[source].exit_criteria}
+                assert all(criterion["met"] for criterion in criteria.values()), change
             stage, previous_moment = target, change.changed_at
         assert stage == opportunity.stage, opportunity
         assert opportunity.stage_entered_at == previous_moment
@@ -234,3 +248,59 @@ def test_if_empty_loads_once_then_does_nothing():
     assert Opportunity.objects.count() == SMALL
     assert "no demo data loaded" in output
 
+
+@pytest.mark.django_db
+def test_loading_keeps_every_foreign_key_of_the_tables_it_fills():
+    tables = [model._meta.db_table for model in (
+        Opportunity, StageChange, CriterionTick, CommitteeMember, FieldChange,
+    )]
+
+    def foreign_keys() -> dict:
+        with connection.cursor() as cursor:
+            if on_postgresql():  # the whole definition, deferrable included
+                cursor.execute(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                    "FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])",
+                    [tables],
+                )
+                return {(table, name): definition for table, name, definition in cursor}
+            return {
+                (table, name): (info["columns"], info["foreign_key"])
+                for table in tables
+                for name, info in connection.introspection.get_constraints(cursor, table).items()
+                if info["foreign_key"]
+            }
+
+    before = foreign_keys()
+    seed()
+
+    assert before and foreign_keys() == before
+
+
+@pytest.mark.django_db
+def test_a_negative_number_of_opportunities_is_refused():
+    with pytest.raises(CommandError):
+        seed(opportunities=-1)
+    assert not Opportunity.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failure_while_loading_leaves_nothing_behind(monkeypatch):
+    from pipeline.management.commands import seed_demo
+
+    def fail_on_ticks(original):
+        def write(rows, *args):
+            if rows.model is CriterionTick:
+                raise RuntimeError("disk full")
+            return original(rows, *args)
+        return write
+
+    monkeypatch.setattr(seed_demo, "copy_rows", fail_on_ticks(seed_demo.copy_rows))
+    monkeypatch.setattr(seed_demo, "insert_rows", fail_on_ticks(seed_demo.insert_rows))
+    monkeypatch.setattr(seed_demo, "OPPORTUNITIES_PER_BATCH", 20)  # fails mid-way
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        seed()
+    assert not Opportunity.objects.exists()
+    assert not StageChange.objects.exists()
+    assert not User.objects.filter(username="anna").exists()

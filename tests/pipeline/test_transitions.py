@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.models import ChangeForbidden, ChangeRefused, Opportunity, StageChange, Via
 from pipeline.process import ORDERED_STAGES, DeadReason, Stage
-from tests.factories import BdrFactory, ManagerFactory, OpportunityFactory, advance, satisfy_gate
+from tests.factories import BdrFactory, OpportunityFactory, advance, satisfy_gate
 from tests.pipeline.test_move import Cast, make_cast, stored_state
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ STAGES = [
 # leads to Closed (approve) or Finalizing (reject) by sales ops; Dead reopens in
 # Identifying only; Closed is final; staying put is no move.
 MATRIX = {
-    #               identifyi  discoveri  validatin  confirmin  negotiati  finalizin  pending    closed     dead
+    #               identifyi  discoveri  validatin  confirmin  negotiati  finalizin  pending    closed     dead  # noqa: E501
     "identifying": ["refused", "moves",   "moves",   "moves",   "moves",   "moves",   "moves",   "refused", "moves"],  # noqa: E501
     "discovering": ["moves",   "refused", "moves",   "moves",   "moves",   "moves",   "moves",   "refused", "moves"],  # noqa: E501
     "validating":  ["moves",   "moves",   "refused", "moves",   "moves",   "moves",   "moves",   "refused", "moves"],  # noqa: E501
@@ -35,12 +35,6 @@ MATRIX = {
     "dead":        ["moves",   "refused", "refused", "refused", "refused", "refused", "refused", "refused", "refused"],  # noqa: E501
 }
 CELLS = [(source, target) for source in STAGES for target in STAGES]
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The factories hash a password per user; the default hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def arrange(source: str, cast: Cast) -> Opportunity:
@@ -175,7 +169,6 @@ def person(who: str, cast: Cast):
         "other team's bdr": lambda: BdrFactory(),
         "sales ops": lambda: cast.sales_ops,
         "other manager": lambda: cast.other_manager,
-        "another manager": lambda: ManagerFactory(),
         "system": lambda: None,
     }[who]()
 

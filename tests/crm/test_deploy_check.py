@@ -1,0 +1,65 @@
+"""Production settings pass Django's deployment checklist with nothing silenced."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings as django_settings
+
+
+def production_environment(var_dir: Path, **variables: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(var_dir),
+        "DJANGO_SETTINGS_MODULE": "crm.settings",
+        "PROGRESSION_VAR_DIR": str(var_dir),
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "crm.example.com",
+        **variables,
+    }
+
+
+def manage(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=django_settings.BASE_DIR, env=environment, capture_output=True, text=True,
+        timeout=120,
+    )
+
+
+def test_the_deployment_check_reports_nothing_in_production(tmp_path):
+    result = manage(
+        production_environment(tmp_path), "check", "--deploy", "--fail-level", "WARNING"
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+    assert "WARNING" not in result.stderr
+
+
+def test_no_system_check_is_silenced_in_production(tmp_path):
+    result = manage(
+        production_environment(tmp_path),
+        "shell", "--no-imports", "-c",
+        "from django.conf import settings; print(settings.SILENCED_SYSTEM_CHECKS)",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_no_system_check_is_silenced_here_either():
+    assert django_settings.SILENCED_SYSTEM_CHECKS == []
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    environment = production_environment(tmp_path)
+    del environment["SECRET_KEY"]
+
+    result = manage(environment, "check")
+
+    assert result.returncode != 0
+    assert "Set SECRET_KEY when DEBUG is off." in result.stderr

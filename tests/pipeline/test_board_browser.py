@@ -1,0 +1,274 @@
+"""The Kanban board in a real browser: drags, dialogs, keyboard and undo, end to end.
+
+Every test logs in through the login page and drives Debian's Chromium; the database is
+the judge of what really moved.
+"""
+
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from pipeline.models import Opportunity, StageChange
+from pipeline.process import PROCESS, Stage
+from tests.factories import OpportunityFactory, RepFactory, advance, satisfy_gate
+
+# Real commits, which the live server's thread sees; serialized_rollback brings back the
+# role groups that the flush after each test removes.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashing(settings):
+    """Hashing the test password with the production hasher costs seconds per login."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def column(page: Page, stage: Stage) -> Locator:
+    """The list of cards of one column: where cards are dropped."""
+    return page.locator(f"#column-{stage.value}-cards")
+
+
+def card(page: Page, opportunity: Opportunity) -> Locator:
+    return page.locator(f"#card-{opportunity.pk}")
+
+
+def header(page: Page, stage: Stage) -> Locator:
+    return page.locator(f"#column-{stage.value}-header")
+
+
+def drag(page: Page, opportunity: Opportunity, stage: Stage) -> None:
+    """Grab the card by its amount (not its link or button) and drop it on a column."""
+    card(page, opportunity).locator(".card-amount").drag_to(column(page, stage))
+
+
+def stage_in_database(opportunity: Opportunity) -> str:
+    return Opportunity.objects.values_list("stage", flat=True).get(pk=opportunity.pk)
+
+
+def record_board_requests(page: Page) -> None:
+    """Note every request htmx starts; a drop that SortableJS accepts starts one at once."""
+    page.evaluate("""() => {
+        window.boardRequests = [];
+        document.addEventListener("htmx:beforeRequest", (event) => {
+            window.boardRequests.push(event.detail.requestConfig.path);
+        });
+    }""")
+
+
+def board_requests(page: Page) -> list[str]:
+    return page.evaluate("() => window.boardRequests")
+
+
+def test_a_refused_drop_lists_what_is_missing_and_retry_moves_the_card_once_it_is_met(
+    live_server, log_in
+):
+    rep = RepFactory()
+    page = log_in(rep)
+
+    page.get_by_role("link", name="New opportunity").click()
+    page.fill("#id_new_account_name", "Globex")
+    page.fill("#id_name", "Globex payroll rollout")
+    page.select_option("#id_source", "webinar")
+    page.fill("#id_amount", "50000")
+    page.fill("#id_currency", "EUR")
+    page.fill("#id_expected_close_date", "2030-06-30")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Opportunity “Globex payroll rollout” created.")).to_be_visible()
+    opportunity = Opportunity.objects.get(name="Globex payroll rollout")
+
+    page.get_by_role("link", name="Board").click()
+    expect(column(page, Stage.IDENTIFYING).locator(card(page, opportunity))).to_have_count(1)
+    page.evaluate("() => { window.boardNeverReloaded = true; }")
+    drag(page, opportunity, Stage.DISCOVERING)
+
+    dialog = page.locator("#move-dialog")
+    expect(dialog).to_be_visible()
+    missing = dialog.locator("ul.missing li")
+    expect(missing).to_have_text([
+        str(criterion.label) for criterion in PROCESS[Stage.IDENTIFYING].exit_criteria
+    ])
+    expect(column(page, Stage.IDENTIFYING).locator(card(page, opportunity))).to_have_count(1)
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(0)
+    assert stage_in_database(opportunity) == Stage.IDENTIFYING
+
+    for criterion in PROCESS[Stage.IDENTIFYING].exit_criteria:
+        row = dialog.locator(f'.criterion[data-criterion="{criterion.key}"]')
+        row.get_by_placeholder("Evidence").fill(f"Call notes for {criterion.key}")
+        row.get_by_role("button", name="Tick").click()
+        expect(dialog.locator(f'.criterion.met[data-criterion="{criterion.key}"]')).to_be_visible()
+    expect(missing).to_have_count(0)
+
+    dialog.get_by_role("button", name="Retry the move").click()
+
+    expect(dialog).to_be_hidden()
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
+    expect(column(page, Stage.IDENTIFYING).locator(card(page, opportunity))).to_have_count(0)
+    expect(header(page, Stage.IDENTIFYING).locator(".count")).to_have_attribute("data-count", "0")
+    expect(header(page, Stage.IDENTIFYING).locator(".total")).to_have_attribute(
+        "data-total", "0.00"
+    )
+    expect(header(page, Stage.DISCOVERING).locator(".count")).to_have_attribute("data-count", "1")
+    expect(header(page, Stage.DISCOVERING).locator(".total")).to_have_attribute(
+        "data-total", "50000.00"
+    )
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+    assert page.evaluate("() => window.boardNeverReloaded") is True
+
+
+def test_a_backward_drag_asks_for_a_reason_before_anything_moves(live_server, log_in):
+    rep = RepFactory()
+    opportunity = advance(OpportunityFactory(owner=rep), Stage.VALIDATING)
+    page = log_in(rep)
+
+    drag(page, opportunity, Stage.DISCOVERING)
+
+    dialog = page.locator("#move-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("radio", name=Stage.DISCOVERING.label)).to_be_checked()
+    reason = dialog.get_by_role("textbox", name="Reason")
+    expect(reason).to_be_visible()
+    assert stage_in_database(opportunity) == Stage.VALIDATING
+
+    reason.fill("The budget owner left; we need to rediscover the goals.")
+    dialog.get_by_role("button", name="Move", exact=True).click()
+
+    expect(dialog).to_be_hidden()
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
+    expect(column(page, Stage.VALIDATING).locator(card(page, opportunity))).to_have_count(0)
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+    change = StageChange.objects.filter(opportunity=opportunity).latest("changed_at")
+    assert change.reason == "The budget owner left; we need to rediscover the goals."
+
+
+def test_cancelling_the_reason_dialog_puts_the_card_back(live_server, log_in):
+    rep = RepFactory()
+    opportunity = advance(OpportunityFactory(owner=rep), Stage.VALIDATING)
+    page = log_in(rep)
+
+    drag(page, opportunity, Stage.DISCOVERING)
+    dialog = page.locator("#move-dialog")
+    expect(dialog.get_by_role("textbox", name="Reason")).to_be_visible()
+    page.keyboard.press("Escape")
+
+    expect(dialog).to_be_hidden()
+    expect(column(page, Stage.VALIDATING).locator(card(page, opportunity))).to_have_count(1)
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(0)
+    expect(card(page, opportunity)).to_be_focused()
+    assert stage_in_database(opportunity) == Stage.VALIDATING
+
+
+def test_the_move_menu_moves_a_card_with_the_keyboard_alone(live_server, log_in):
+    rep = RepFactory()
+    opportunity = OpportunityFactory(owner=rep)
+    satisfy_gate(opportunity, Stage.IDENTIFYING)
+    satisfy_gate(opportunity, Stage.DISCOVERING)
+    page = log_in(rep)
+
+    title = card(page, opportunity).locator(".card-title")
+    title.focus()
+    page.keyboard.press("Tab")
+    expect(card(page, opportunity).get_by_role("button", name="Move to…")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    dialog = page.locator("#move-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("radio", name=Stage.DISCOVERING.label)).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(dialog.get_by_role("radio", name=Stage.VALIDATING.label)).to_be_checked()
+    expect(dialog.get_by_role("textbox", name="Reason")).to_be_hidden()
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("button", name="Move", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+
+    expect(dialog).to_be_hidden()
+    expect(column(page, Stage.VALIDATING).locator(card(page, opportunity))).to_have_count(1)
+    expect(card(page, opportunity)).to_be_focused()
+    assert stage_in_database(opportunity) == Stage.VALIDATING
+
+
+def test_undo_puts_a_dragged_card_back(live_server, log_in):
+    rep = RepFactory()
+    opportunity = OpportunityFactory(owner=rep)
+    satisfy_gate(opportunity)
+    page = log_in(rep)
+
+    drag(page, opportunity, Stage.DISCOVERING)
+    undo = page.locator("#board-notice").get_by_role("button", name="Undo")
+    expect(undo).to_be_visible()
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+
+    undo.click()
+
+    expect(column(page, Stage.IDENTIFYING).locator(card(page, opportunity))).to_have_count(1)
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(0)
+    expect(undo).to_have_count(0)
+    assert stage_in_database(opportunity) == Stage.IDENTIFYING
+
+
+def test_a_card_of_another_rep_in_the_team_cannot_be_dragged(live_server, log_in):
+    rep = RepFactory()
+    colleague = RepFactory(team=rep.team)
+    theirs = OpportunityFactory(owner=colleague, name="Their deal")
+    mine = OpportunityFactory(owner=rep, name="My deal")
+    for opportunity in (theirs, mine):
+        satisfy_gate(opportunity)
+    page = log_in(rep)
+    record_board_requests(page)
+
+    expect(card(page, theirs)).to_have_attribute("data-movable", "false")
+    expect(card(page, theirs).get_by_role("button", name="Move to…")).to_have_count(0)
+    drag(page, theirs, Stage.DISCOVERING)
+
+    assert board_requests(page) == []
+    assert column(page, Stage.IDENTIFYING).locator(card(page, theirs)).count() == 1
+    # The same gesture does move a card of one's own.
+    drag(page, mine, Stage.DISCOVERING)
+    assert board_requests(page) == [f"/opportunities/{mine.pk}/move/"]
+    expect(page.locator("#board-notice")).to_contain_text("“My deal” moved to")
+    expect(column(page, Stage.DISCOVERING).locator(card(page, mine))).to_have_count(1)
+    expect(column(page, Stage.IDENTIFYING).locator(card(page, theirs))).to_have_count(1)
+    assert stage_in_database(theirs) == Stage.IDENTIFYING
+
+
+def test_a_drop_on_pending_is_refused_and_the_card_stays(live_server, log_in):
+    rep = RepFactory()
+    opportunity = advance(OpportunityFactory(owner=rep, amount=Decimal("8000")),
+                          Stage.FINALIZING)
+    satisfy_gate(opportunity)
+    page = log_in(rep)
+    record_board_requests(page)
+    expect(column(page, Stage.PENDING)).to_have_attribute("data-accepts", "false")
+
+    drag(page, opportunity, Stage.PENDING)
+
+    assert board_requests(page) == []
+    assert column(page, Stage.FINALIZING).locator(card(page, opportunity)).count() == 1
+    assert column(page, Stage.PENDING).locator(card(page, opportunity)).count() == 0
+    assert stage_in_database(opportunity) == Stage.FINALIZING
+
+
+def test_scrolling_to_the_end_of_a_long_column_loads_its_next_cards_once(
+    live_server, log_in, settings
+):
+    settings.BOARD_COLUMN_SIZE = 5
+    rep = RepFactory()
+    for number in range(8):
+        OpportunityFactory(owner=rep, name=f"Deal {number}")
+    page = log_in(rep)
+    cards = column(page, Stage.IDENTIFYING).locator(".card")
+    expect(cards).to_have_count(5)
+
+    cards.first.hover()
+    page.mouse.wheel(0, 5000)
+
+    expect(cards).to_have_count(8)
+    expect(page.locator("#column-identifying-more button")).to_have_count(0)
+    shown = cards.evaluate_all("cards => cards.map(card => card.dataset.opportunityId)")
+    assert sorted(map(int, shown)) == sorted(
+        Opportunity.objects.values_list("pk", flat=True)
+    )
