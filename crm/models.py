@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.mail import send_mail
 from django.db import models, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
@@ -55,6 +55,12 @@ class User(AbstractUser):
         related_name="members",
         null=True,
         blank=True,
+    )
+
+    language = models.CharField(
+        _("language"), max_length=10, choices=settings.LANGUAGES,
+        default=settings.LANGUAGE_CODE,
+        help_text=_("Notifications and e-mails reach this user in this language."),
     )
 
     class Meta(AbstractUser.Meta):
@@ -254,6 +260,14 @@ class Notification(models.Model):
 
         transaction.on_commit(lambda: enqueue_quietly(deliver_notification, notification.pk))
         return notification
+
+    @classmethod
+    def send_in_their_language(cls, recipient: User, write, link: str = "") -> Notification:
+        """Queue a notification whose text `write()` returns as (subject, body), written
+        in the recipient's language rather than the language of whoever caused it."""
+        with translation.override(recipient.language):
+            subject, body = write()
+        return cls.send(recipient, str(subject), str(body), link)
 
     @classmethod
     def undelivered(cls) -> models.QuerySet[Notification]:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect
@@ -7,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
 from crm.forms import AccountForm, ContactForm
 from crm.models import Account
@@ -79,3 +81,14 @@ def notification_list(request):
 def notification_read(request):
     request.user.notifications.filter(read_at__isnull=True).update(read_at=timezone.now())
     return HttpResponseRedirect(reverse("crm:notification_list"))
+
+
+@require_POST
+def language_set(request):
+    """Switch the interface language; a signed-in user's notifications follow it."""
+    response = set_language(request)
+    language = request.POST.get("language")
+    if request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        request.user.language = language
+        request.user.save(update_fields=["language"])
+    return response

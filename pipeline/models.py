@@ -9,8 +9,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import F, Q
-from django.db.models.functions import RowNumber
+from django.db.models import OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Concat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -229,17 +229,39 @@ class OpportunityQuerySet(models.QuerySet):
         """How a column lists its cards: soonest expected close first."""
         return self.order_by("expected_close_date", "pk")
 
-    def first_of_each_stage(self, per_stage: int) -> OpportunityQuerySet:
-        """The first `per_stage` cards of every column, in one query."""
-        position = models.Window(
-            RowNumber(), partition_by=[F("stage")],
-            order_by=[F("expected_close_date").asc(), F("pk").asc()],
+    def first_of_each_stage(self, stages, per_stage: int) -> list[Opportunity]:
+        """The first `per_stage` cards of each column: one indexed query per column (a
+        window over every visible row sorted far more data)."""
+        cards = []
+        for stage in stages:
+            cards.extend(self.filter(stage=stage).column_order().with_progress()[:per_stage])
+        return cards
+
+    def with_progress(self) -> OpportunityQuerySet:
+        """Just what a card's "3/5 criteria" reads, counted in SQL: loading every tick and
+        committee member of 200 cards was half of the board's time."""
+        active_ticks = CriterionTick.objects.filter(
+            opportunity=OuterRef("pk"), revoked_at__isnull=True,
+            criterion__startswith=Concat(OuterRef("stage"), Value(".")),
         )
-        return self.annotate(position=position).filter(position__lte=per_stage).column_order()
+        committee = CommitteeMember.objects.filter(
+            opportunity=OuterRef("pk"), removed_at__isnull=True
+        )
+        return self.select_related("account", "owner").annotate(
+            ticked_in_stage=_count(active_ticks),
+            committee_size=_count(committee),
+            committee_unconfirmed=_count(committee.filter(confirmed_on__isnull=True)),
+        )
 
     def company_totals(self) -> Totals:
         """Sum of amounts in the company currency, and what could not be converted."""
         return Totals.of(self)
+
+
+def _count(rows: models.QuerySet) -> Coalesce:
+    """A correlated COUNT(*) of `rows`, 0 when there are none."""
+    counted = rows.order_by().values("opportunity").annotate(n=models.Count("*")).values("n")
+    return Coalesce(Subquery(counted, output_field=models.IntegerField()), 0)
 
 
 @dataclass(frozen=True)
@@ -366,7 +388,9 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                 fields=["stage_deadline"], name="opportunity_deadline",
                 condition=Q(stage_deadline__isnull=False),
             ),
-            models.Index(fields=["stage", "expected_close_date"], name="opportunity_column"),
+            # A board column: its first cards come straight off this index.
+            models.Index(fields=["stage", "expected_close_date", "id"],
+                         name="opportunity_column"),
             models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
         ]
         constraints = [
@@ -417,17 +441,20 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         return self.stage not in (Stage.CLOSED, Stage.DEAD)
 
     def active_committee(self) -> list[CommitteeMember]:
-        if hasattr(self, "prefetched_committee"):
-            return self.prefetched_committee
-        return list(
-            self.committee_members.filter(removed_at__isnull=True).select_related("contact")
-        )
+        """Current committee members, read once per instance (reload() forgets them)."""
+        if "prefetched_committee" not in self.__dict__:
+            self.prefetched_committee = list(
+                self.committee_members.filter(removed_at__isnull=True).select_related("contact")
+            )
+        return self.prefetched_committee
 
     def active_tick_map(self) -> dict[str, CriterionTick]:
-        ticks = getattr(self, "active_ticks", None)
-        if ticks is None:
-            ticks = list(self.ticks.filter(revoked_at__isnull=True).select_related("ticked_by"))
-        return {tick.criterion: tick for tick in ticks}
+        """Ticks that count, by criterion, read once per instance (reload() forgets them)."""
+        if "active_ticks" not in self.__dict__:
+            self.active_ticks = list(
+                self.ticks.filter(revoked_at__isnull=True).select_related("ticked_by")
+            )
+        return {tick.criterion: tick for tick in self.active_ticks}
 
     def criterion_met(self, criterion: Criterion, ticks: dict | None = None) -> bool:
         if criterion.kind == CriterionKind.DERIVED:
@@ -444,10 +471,26 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
     def gate_is_met(self) -> bool:
         return not self.missing_criteria()
 
+    def committee_counts(self) -> tuple[int, int]:
+        """(members, members without a preferred-vendor confirmation) of the committee.
+
+        Board cards bring these as annotations (`with_progress`); otherwise they are counted
+        from the committee itself.
+        """
+        if "committee_size" in self.__dict__:
+            return self.committee_size, self.committee_unconfirmed
+        members = self.active_committee()
+        return len(members), sum(1 for member in members if member.confirmed_on is None)
+
     def criteria_progress(self) -> tuple[int, int]:
         """(met, total) for the current stage's exit criteria."""
         criteria = self.stage_rule.exit_criteria
-        return len(criteria) - len(self.missing_criteria()), len(criteria)
+        if "ticked_in_stage" not in self.__dict__:
+            return len(criteria) - len(self.missing_criteria()), len(criteria)
+        derived_met = sum(1 for criterion in criteria
+                          if criterion.kind == CriterionKind.DERIVED
+                          and criterion.derived_check(self))
+        return self.ticked_in_stage + derived_met, len(criteria)
 
     def checklist_snapshot(self) -> dict[str, Any]:
         """Every criterion's state plus the data derived criteria read, for the history."""
@@ -643,11 +686,9 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         return changes
 
     def _lock(self, expected_version: int | None, by: User | None) -> Opportunity:
-        locked = (
-            Opportunity.objects.select_for_update(of=("self",))
-            .select_related("owner", "changed_by")
-            .get(pk=self.pk)
-        )
+        # No joins: PostgreSQL re-checks only the locked row after a wait, so joined
+        # owner or changed_by rows could be stale (or drop the row when the owner changed).
+        locked = Opportunity.objects.select_for_update().get(pk=self.pk)
         if expected_version is not None and locked.version != int(expected_version):
             who = locked.changed_by or gettext("the system")
             raise Conflict(
@@ -747,6 +788,13 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             raise InvalidChange(
                 gettext("%s is not an account executive.") % account_executive
             )
+        if account_executive.team_id != self.owner.team_id and not (
+            by is None or by.is_superuser
+        ):
+            raise InvalidChange(
+                gettext("%s is not in the team of this opportunity; a manager reassigns "
+                        "across teams.") % account_executive
+            )
         if account_executive.pk != self.owner_id:
             self._record_field_change("owner", self.owner, account_executive, by, via, now)
             self.owner = account_executive
@@ -789,6 +837,8 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             raise InvalidChange(gettext("Say why the opportunity is reopened."))
         snapshot = self.checklist_snapshot()
         self._reopen()
+        # Evidence gathered before it died is stale: it earns every gate again.
+        self._reopen_criteria_from(Stage.IDENTIFYING, by, now)
         self.dead_reason = ""
         self.dead_note = ""
         if by is not None and by.is_bdr and by.pk != self.owner_id:
@@ -804,6 +854,10 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             if not reason:
                 raise InvalidChange(gettext("Say which checks failed and why."))
             self._reject()
+            # The order sales ops rejected no longer counts as received and recorded.
+            self.ticks.filter(
+                criterion="finalizing.purchase_order_recorded", revoked_at__isnull=True
+            ).update(revoked_at=now, revoked_by=by)
         else:
             raise InvalidChange(
                 gettext("A pending opportunity is approved, rejected or, by a manager, "
@@ -855,21 +909,25 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
     def _notify_about_move(self, changes: list[StageChange], by: User | None) -> None:
         if not changes:
             return
-        last = changes[-1]
-        subject = gettext("%(name)s moved to %(stage)s") % {
-            "name": self.name, "stage": Stage(last.to_stage).label,
-        }
-        body = gettext("%(who)s moved “%(name)s” from %(from)s to %(to)s.") % {
-            "who": by or gettext("The system"), "name": self.name,
-            "from": Stage(changes[0].from_stage).label, "to": Stage(last.to_stage).label,
-        }
+        first, last = changes[0], changes[-1]
+
+        def write():
+            subject = gettext("%(name)s moved to %(stage)s") % {
+                "name": self.name, "stage": Stage(last.to_stage).label,
+            }
+            body = gettext("%(who)s moved “%(name)s” from %(from)s to %(to)s.") % {
+                "who": by or gettext("The system"), "name": self.name,
+                "from": Stage(first.from_stage).label, "to": Stage(last.to_stage).label,
+            }
+            return subject, body
+
         recipients = set()
         if by is None or by.pk != self.owner_id:
             recipients.add(self.owner)
         if last.to_stage == Stage.PENDING:
             recipients.update(User.objects.filter(groups__name=Role.SALES_OPS, is_active=True))
         for recipient in recipients:
-            Notification.send(recipient, subject, body, self.get_absolute_url())
+            Notification.send_in_their_language(recipient, write, self.get_absolute_url())
 
     # --- other changes: each locks, checks, writes, records and bumps the version ---
 
@@ -895,11 +953,13 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             if new_owner is not None and new_owner.pk != locked.owner_id:
                 if not locked.can_change_owner(by):
                     raise ChangeForbidden(gettext("Only a manager reassigns an opportunity."))
-                Notification.send(
+                Notification.send_in_their_language(
                     new_owner,
-                    gettext("%s is now yours") % locked.name,
-                    gettext("%(who)s made you the owner of “%(name)s”.")
-                    % {"who": by or gettext("The system"), "name": locked.name},
+                    lambda: (
+                        gettext("%s is now yours") % locked.name,
+                        gettext("%(who)s made you the owner of “%(name)s”.")
+                        % {"who": by or gettext("The system"), "name": locked.name},
+                    ),
                     locked.get_absolute_url(),
                 )
             changed = False
@@ -917,12 +977,25 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                 locked.save()
         self.reload()
 
-    def _edit_checklist(self, by: User | None, expected_version: int | None, stage: Stage):
-        """Lock for a checklist change: only the current stage and later ones are open."""
+    def _edit_checklist(self, by: User | None, expected_version: int | None,
+                        stage: Stage | None):
+        """Lock for a checklist change: only the current stage and later ones are open.
+
+        `stage=None` is for the champion and committee, which can change in any stage
+        before Pending (a new decision maker may turn up late).
+        """
         locked = self._lock(expected_version, by)
         if not locked.can_edit(by):
             raise ChangeForbidden(gettext("You may not change “%s”.") % locked.name)
-        if locked.stage_rule.order is None or stage.order < locked.stage_rule.order:
+        order = locked.stage_rule.order
+        if stage is None:
+            if order is None or order >= Stage.PENDING.order:
+                raise InvalidChange(
+                    gettext("The champion and the committee can no longer change in %s.")
+                    % Stage(locked.stage).label
+                )
+            return locked
+        if order is None or stage.order < order:
             raise InvalidChange(
                 gettext("The criteria of %s can no longer be changed here.") % stage.label
             )
@@ -986,7 +1059,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         """Name the champion (a contact of the account) and whether they are convinced."""
         now = timezone.now()
         with transaction.atomic():
-            locked = self._edit_checklist(by, expected_version, Stage.VALIDATING)
+            locked = self._edit_checklist(by, expected_version, None)
             if contact is not None:
                 locked._contact_of_account(contact)
             locked.champion = contact
@@ -1000,7 +1073,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                              expected_version: int | None = None) -> CommitteeMember:
         now = timezone.now()
         with transaction.atomic():
-            locked = self._edit_checklist(by, expected_version, Stage.VALIDATING)
+            locked = self._edit_checklist(by, expected_version, None)
             locked._contact_of_account(contact)
             if locked.committee_members.filter(contact=contact,
                                                removed_at__isnull=True).exists():
@@ -1017,7 +1090,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                                 expected_version: int | None = None) -> None:
         now = timezone.now()
         with transaction.atomic():
-            locked = self._edit_checklist(by, expected_version, Stage.VALIDATING)
+            locked = self._edit_checklist(by, expected_version, None)
             removed = locked.committee_members.filter(
                 contact=contact, removed_at__isnull=True
             ).update(removed_at=now, removed_by=by)
@@ -1032,7 +1105,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         """A committee member verbally confirmed us as their preferred vendor."""
         now = timezone.now()
         with transaction.atomic():
-            locked = self._edit_checklist(by, expected_version, Stage.CONFIRMING)
+            locked = self._edit_checklist(by, expected_version, None)
             confirmed = locked.committee_members.filter(
                 contact=contact, removed_at__isnull=True
             ).update(confirmed_on=on or timezone.localdate(), confirmed_by=by)
@@ -1068,12 +1141,15 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                 granted_by=by, granted_at=now,
             )
             if by.pk != locked.owner_id:
-                Notification.send(
+                Notification.send_in_their_language(
                     locked.owner,
-                    gettext("%s got more time") % locked.name,
-                    gettext("%(who)s extended the deadline of “%(name)s” by %(days)d days: "
-                            "%(reason)s") % {"who": by, "name": locked.name, "days": int(days),
-                                             "reason": reason},
+                    lambda: (
+                        gettext("%s got more time") % locked.name,
+                        gettext("%(who)s extended the deadline of “%(name)s” by %(days)d "
+                                "days: %(reason)s")
+                        % {"who": by, "name": locked.name, "days": int(days),
+                           "reason": reason},
+                    ),
                     locked.get_absolute_url(),
                 )
             locked._touch(by, now)

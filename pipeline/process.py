@@ -72,12 +72,12 @@ def champion_confirmed(opportunity: Opportunity) -> bool:
 
 
 def committee_identified(opportunity: Opportunity) -> bool:
-    return len(opportunity.active_committee()) > 0
+    return opportunity.committee_counts()[0] > 0
 
 
 def committee_confirmed_preferred_vendor(opportunity: Opportunity) -> bool:
-    members = opportunity.active_committee()
-    return bool(members) and all(member.confirmed_on is not None for member in members)
+    members, unconfirmed = opportunity.committee_counts()
+    return members > 0 and unconfirmed == 0
 
 
 @dataclass(frozen=True)

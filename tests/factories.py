@@ -35,14 +35,14 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def role(self, create, extracted, **kwargs):
         if extracted:
-            self.groups.add(Group.objects.get(name=Role(extracted)))
+            self.groups.add(Group.objects.get_or_create(name=Role(extracted))[0])
 
 
 def with_role(role: Role):
     """A post-generation hook giving the user `role` (or the one passed as role=...)."""
 
     def give_role(user, create, extracted, **kwargs):
-        user.groups.add(Group.objects.get(name=Role(extracted or role)))
+        user.groups.add(Group.objects.get_or_create(name=Role(extracted or role))[0])
 
     return factory.PostGeneration(give_role)
 

@@ -42,7 +42,9 @@
     htmx.ajax("GET", url, { target: "#move-dialog-body" }).then(function () {
       if (!dialog().open) dialog().showModal();
       updateReasonFields(dialog());
-      var first = dialog().querySelector("input:checked, input, select, textarea, button");
+      // The chosen stage first (a selector list would match in document order instead).
+      var first = dialog().querySelector("input[type=radio]:checked") ||
+        dialog().querySelector("input:not([type=hidden]), select, textarea, button");
       if (first) first.focus();
     });
   }
@@ -153,9 +155,12 @@
   document.addEventListener("close", function (event) {
     if (event.target !== dialog()) return;
     revert();
-    // The dialog gives focus back to what opened it, unless a swap replaced that element.
+    // The dialog gives focus back to what opened it, unless a swap replaced that element
+    // or a drag opened it: then focus would stay lost in the closed dialog.
     var active = document.activeElement;
     var card = dialogCardId && document.getElementById("card-" + dialogCardId);
-    if (card && (!active || active === document.body)) card.focus();
+    if (card && (!active || active === document.body || dialog().contains(active))) {
+      card.focus();
+    }
   }, true);
 })();

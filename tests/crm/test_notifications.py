@@ -375,3 +375,16 @@ def test_beat_and_a_real_worker_email_what_the_broker_missed(postgresql, clean_r
     [path] = emailed_files(tmp_path)
     assert read_email(path)["To"] == team.rep.email
     assert ran_successfully("crm.tasks.deliver_pending_notifications", celery)
+
+
+@pytest.mark.django_db
+def test_notifications_are_written_in_the_recipients_language(client):
+    opportunity = OpportunityFactory()
+    manager = ManagerFactory(team=opportunity.owner.team)
+    client.force_login(opportunity.owner)
+    client.post("/language/", {"language": "de", "next": "/"})
+    satisfy_gate(opportunity)
+    opportunity.move_to("discovering", by=manager, via="page")
+    notification = opportunity.owner.notifications.get()
+    assert "verschoben" in notification.body
+    assert opportunity.owner.__class__.objects.get(pk=opportunity.owner.pk).language == "de"

@@ -119,6 +119,30 @@ def test_a_refused_drop_lists_what_is_missing_and_retry_moves_the_card_once_it_i
     assert page.evaluate("() => window.boardNeverReloaded") is True
 
 
+def test_after_ticking_in_the_dialog_and_closing_it_the_card_can_be_dragged_again(
+    live_server, log_in
+):
+    rep = RepFactory()
+    opportunity = OpportunityFactory(owner=rep, name="Soylent pilot")
+    page = log_in(rep)
+    drag(page, opportunity, Stage.DISCOVERING)
+    dialog = page.locator("#move-dialog")
+    for criterion in PROCESS[Stage.IDENTIFYING].exit_criteria:
+        row = dialog.locator(f'.criterion[data-criterion="{criterion.key}"]')
+        row.get_by_placeholder("Evidence").fill("Agreed on the call")
+        row.get_by_role("button", name="Tick").click()
+        expect(dialog.locator(f'.criterion.met[data-criterion="{criterion.key}"]')).to_be_visible()
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    expect(card(page, opportunity)).to_be_focused()
+
+    drag(page, opportunity, Stage.DISCOVERING)
+
+    expect(page.locator("#board-notice")).to_contain_text("“Soylent pilot” moved to")
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+
+
 def test_a_backward_drag_asks_for_a_reason_before_anything_moves(live_server, log_in):
     rep = RepFactory()
     opportunity = advance(OpportunityFactory(owner=rep), Stage.VALIDATING)
@@ -163,31 +187,32 @@ def test_cancelling_the_reason_dialog_puts_the_card_back(live_server, log_in):
 
 def test_the_move_menu_moves_a_card_with_the_keyboard_alone(live_server, log_in):
     rep = RepFactory()
-    opportunity = OpportunityFactory(owner=rep)
-    satisfy_gate(opportunity, Stage.IDENTIFYING)
+    opportunity = advance(OpportunityFactory(owner=rep), Stage.DISCOVERING)
     satisfy_gate(opportunity, Stage.DISCOVERING)
+    satisfy_gate(opportunity, Stage.VALIDATING)
     page = log_in(rep)
 
-    title = card(page, opportunity).locator(".card-title")
-    title.focus()
+    card(page, opportunity).locator(".card-title").focus()
     page.keyboard.press("Tab")
     expect(card(page, opportunity).get_by_role("button", name="Move to…")).to_be_focused()
     page.keyboard.press("Enter")
 
     dialog = page.locator("#move-dialog")
     expect(dialog).to_be_visible()
-    expect(dialog.get_by_role("radio", name=Stage.DISCOVERING.label)).to_be_focused()
-    page.keyboard.press("ArrowDown")
+    # The usual move, one stage forward, is offered first.
+    expect(dialog.get_by_role("radio", name=Stage.VALIDATING.label)).to_be_focused()
     expect(dialog.get_by_role("radio", name=Stage.VALIDATING.label)).to_be_checked()
+    page.keyboard.press("ArrowDown")
+    expect(dialog.get_by_role("radio", name=Stage.CONFIRMING.label)).to_be_checked()
     expect(dialog.get_by_role("textbox", name="Reason")).to_be_hidden()
     page.keyboard.press("Tab")
     expect(dialog.get_by_role("button", name="Move", exact=True)).to_be_focused()
     page.keyboard.press("Enter")
 
     expect(dialog).to_be_hidden()
-    expect(column(page, Stage.VALIDATING).locator(card(page, opportunity))).to_have_count(1)
+    expect(column(page, Stage.CONFIRMING).locator(card(page, opportunity))).to_have_count(1)
     expect(card(page, opportunity)).to_be_focused()
-    assert stage_in_database(opportunity) == Stage.VALIDATING
+    assert stage_in_database(opportunity) == Stage.CONFIRMING
 
 
 def test_undo_puts_a_dragged_card_back(live_server, log_in):
