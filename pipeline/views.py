@@ -33,6 +33,7 @@ from pipeline.models import (
     OpportunityType,
     Totals,
     Via,
+    count_progress,
 )
 from pipeline.process import ORDERED_STAGES, PROCESS, Stage
 
@@ -491,9 +492,9 @@ def board_column(request, stage: str) -> TemplateResponse:
     filters = board_filters(request, request.GET)
     opportunities = board_opportunities(request, filters).filter(stage=stage)
     now = timezone.now()
-    page = opportunities.column_order().with_progress()[
-        offset: offset + settings.BOARD_COLUMN_SIZE
-    ]
+    page = count_progress(list(
+        opportunities.column_order().cards()[offset: offset + settings.BOARD_COLUMN_SIZE]
+    ))
     cards = [card(opportunity, request.user, now) for opportunity in page]
     filters_only = request.GET.copy()
     filters_only.pop("offset", None)
