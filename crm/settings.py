@@ -171,6 +171,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_flag("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
+    # Timeouts are a swept deadline column, never delayed tasks (see stack notes).
+    "park-overdue-opportunities": {
+        "task": "pipeline.tasks.park_overdue_opportunities",
+        "schedule": timedelta(minutes=15),
+    },
     "deliver-notifications": {
         "task": "crm.tasks.deliver_pending_notifications",
         "schedule": timedelta(minutes=1),

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
@@ -199,6 +199,15 @@ class OpportunityQuerySet(models.QuerySet):
     def overdue(self, now: datetime | None = None) -> OpportunityQuerySet:
         """Past their stage deadline, by the indexed deadline column."""
         return self.filter(stage_deadline__lt=now or timezone.now(), stage__in=TIMED_STAGES)
+
+    def due_for_parking(self, now: datetime | None = None) -> OpportunityQuerySet:
+        """Overdue with no strong reason to keep them (process.md, Timeouts): no recent
+        activity, and the amount has not doubled since the stage was entered."""
+        now = now or timezone.now()
+        return self.overdue(now).filter(
+            changed_at__lt=now - Opportunity.RECENT_ACTIVITY,
+            amount__lt=2 * F("amount_at_stage_entry"),
+        )
 
     def matching(self, *, user: User, scope: str = "", owner: User | None = None,
                  type: str = "", category: str = "", closing_quarter: tuple[int, int] | None = None,
@@ -709,6 +718,31 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                 opportunity=locked,
             )
         return locked
+
+    # A change this recent counts as significant activity: the timeout sweep leaves the
+    # opportunity alone (it stays overdue, in red, until a week passes without one).
+    RECENT_ACTIVITY = timedelta(days=7)
+
+    @classmethod
+    def park_if_still_overdue(cls, pk: int, now: datetime | None = None) -> bool:
+        """Park one opportunity as Dead when it is still due for parking; True if parked.
+
+        The conditional UPDATE claims the row, so two sweeps running at once park it once;
+        the move itself goes through move_to like every other stage change.
+        """
+        now = now or timezone.now()
+        with transaction.atomic():
+            claimed = cls.objects.due_for_parking(now).filter(pk=pk).update(
+                stage_deadline=None
+            )
+            if not claimed:
+                return False
+            opportunity = cls.objects.get(pk=pk)
+            with translation.override(settings.LANGUAGE_CODE):
+                reason = gettext("%s timed out.") % Stage(opportunity.stage).label
+            opportunity.move_to(Stage.DEAD, by=None, via=Via.TIMEOUT, reason=reason,
+                                dead_reason=DeadReason.TIMEOUT, now=now)
+        return True
 
     UNDO_WINDOW = timedelta(minutes=2)
 

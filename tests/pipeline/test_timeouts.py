@@ -1,0 +1,107 @@
+"""Celery beat parks opportunities that overstay their stage, unless a strong reason keeps
+them (process.md, "Timeouts and the dead pool")."""
+
+import os
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from pipeline.models import Opportunity, StageChange, Via
+from pipeline.process import DeadReason, Stage
+from pipeline.tasks import park_overdue_opportunities
+from tests.celery_worker import celery_worker, flush_redis, wait_until
+from tests.factories import OpportunityFactory, advance
+
+pytestmark = pytest.mark.django_db
+
+
+def overdue_in_discovering(days_over: int = 1, quiet_days: int = 10) -> Opportunity:
+    """An opportunity in Discovering whose deadline passed `days_over` days ago and that
+    nobody touched for `quiet_days` days."""
+    opportunity = OpportunityFactory()
+    advance(opportunity, Stage.DISCOVERING)
+    now = timezone.now()
+    Opportunity.objects.filter(pk=opportunity.pk).update(
+        stage_deadline=now - timedelta(days=days_over),
+        changed_at=now - timedelta(days=quiet_days),
+    )
+    opportunity.reload()
+    return opportunity
+
+
+def test_an_overdue_opportunity_is_parked_as_dead_by_the_system():
+    opportunity = overdue_in_discovering()
+    assert park_overdue_opportunities() == 1
+    opportunity.reload()
+    assert (opportunity.stage, opportunity.dead_reason) == (Stage.DEAD, DeadReason.TIMEOUT)
+    change = StageChange.objects.filter(opportunity=opportunity).last()
+    assert (change.from_stage, change.to_stage, change.changed_by, change.via) == (
+        Stage.DISCOVERING, Stage.DEAD, None, Via.TIMEOUT)
+    assert "timed out" in change.reason
+    assert opportunity.owner.notifications.filter(subject__contains="Dead").exists()
+
+
+def test_a_second_sweep_finds_nothing_left_to_park():
+    overdue_in_discovering()
+    assert park_overdue_opportunities() == 1
+    assert park_overdue_opportunities() == 0
+    assert StageChange.objects.filter(via=Via.TIMEOUT).count() == 1
+
+
+def test_recent_activity_keeps_an_overdue_opportunity():
+    opportunity = overdue_in_discovering(quiet_days=2)
+    assert park_overdue_opportunities() == 0
+    opportunity.reload()
+    assert opportunity.stage == Stage.DISCOVERING
+
+
+def test_an_amount_that_doubled_in_the_stage_keeps_it():
+    opportunity = overdue_in_discovering()
+    Opportunity.objects.filter(pk=opportunity.pk).update(amount=Decimal("100000.00"))
+    assert park_overdue_opportunities() == 0
+    assert Opportunity.objects.get(pk=opportunity.pk).stage == Stage.DISCOVERING
+
+
+def test_an_opportunity_within_its_timeout_or_without_one_is_left_alone():
+    in_time = OpportunityFactory()
+    advance(in_time, Stage.DISCOVERING)
+    OpportunityFactory()  # Identifying has no timeout
+    assert park_overdue_opportunities() == 0
+
+
+def test_an_extension_granted_in_time_saves_it():
+    opportunity = overdue_in_discovering(days_over=1)
+    manager_grants = Opportunity.objects.filter(pk=opportunity.pk)
+    manager_grants.update(stage_deadline=timezone.now() + timedelta(days=5))
+    assert park_overdue_opportunities() == 0
+
+
+needs_postgresql_and_redis = pytest.mark.skipif(
+    not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
+    reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (CI always does)",
+)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@needs_postgresql_and_redis
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_beat_and_a_real_worker_park_an_overdue_opportunity(postgresql, redis_url, tmp_path):
+    opportunity = overdue_in_discovering()
+    flush_redis(redis_url)
+    try:
+        with celery_worker(broker_url=redis_url, folder=tmp_path, beat=True) as celery:
+            wait_until(
+                lambda: Opportunity.objects.get(pk=opportunity.pk).stage == Stage.DEAD,
+                "beat's sweep to park the overdue opportunity",
+                celery,
+            )
+            log = celery.log()
+    finally:
+        flush_redis(redis_url)
+    assert re.search(r"Task pipeline\.tasks\.park_overdue_opportunities\[[^\]]+\] succeeded",
+                     log)
+    assert StageChange.objects.filter(opportunity=opportunity, via=Via.TIMEOUT).count() == 1
