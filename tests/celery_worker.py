@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import redis
 from celery.beat import PersistentScheduler
 from django.conf import settings
@@ -40,6 +41,13 @@ CELERY = str(Path(sys.executable).parent / "celery")
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
 CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
+
+# Decided before any database work: a skipped transactional test still flushes the
+# database afterwards, which would wipe the role groups for the tests after it.
+needs_postgresql_and_redis = pytest.mark.skipif(
+    not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
+    reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (CI always does)",
+)
 
 
 def worker_database_url() -> str:

@@ -21,6 +21,7 @@ from tests.celery_worker import (
     broker,
     celery_worker,
     flush_redis,
+    needs_postgresql_and_redis,
     wait_until,
 )
 from tests.factories import (
@@ -303,10 +304,6 @@ def test_a_second_worker_leaves_alone_a_notification_being_sent(postgresql):
 # Skipping from inside the `postgresql` or `redis_url` fixture comes after the transactional
 # database is set up, and its flush afterwards would still wipe the role groups that later
 # transactional tests expect; so decide before any database work.
-needs_postgresql_and_redis = pytest.mark.skipif(
-    not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
-    reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (CI always does)",
-)
 
 
 @pytest.fixture

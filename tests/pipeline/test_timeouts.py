@@ -1,7 +1,6 @@
 """Celery beat parks opportunities that overstay their stage, unless a strong reason keeps
 them (process.md, "Timeouts and the dead pool")."""
 
-import os
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -12,7 +11,12 @@ from django.utils import timezone
 from pipeline.models import Opportunity, StageChange, Via
 from pipeline.process import DeadReason, Stage
 from pipeline.tasks import park_overdue_opportunities
-from tests.celery_worker import celery_worker, flush_redis, wait_until
+from tests.celery_worker import (
+    celery_worker,
+    flush_redis,
+    needs_postgresql_and_redis,
+    wait_until,
+)
 from tests.factories import OpportunityFactory, advance
 
 pytestmark = pytest.mark.django_db
@@ -79,10 +83,6 @@ def test_an_extension_granted_in_time_saves_it():
     assert park_overdue_opportunities() == 0
 
 
-needs_postgresql_and_redis = pytest.mark.skipif(
-    not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
-    reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (CI always does)",
-)
 
 
 @pytest.mark.postgres
