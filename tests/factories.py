@@ -1,5 +1,6 @@
 """factory_boy factories: build data the way the app itself would."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -7,8 +8,17 @@ import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from crm.models import Account, Contact, ExchangeRate, Role, Team, User
-from pipeline.models import Opportunity, OpportunityType, Source, Via
+from crm.models import Account, Contact, ExchangeRate, Notification, Role, Team, User
+from pipeline.models import (
+    CommitteeMember,
+    CriterionTick,
+    FieldChange,
+    Opportunity,
+    OpportunityType,
+    Source,
+    StageChange,
+    Via,
+)
 from pipeline.process import CRITERIA, ORDERED_STAGES, PROCESS, CriterionKind, Stage
 
 
@@ -150,3 +160,47 @@ def advance(opportunity: Opportunity, target: Stage, *, by=None) -> Opportunity:
 
 
 ALL_TICKED_CRITERIA = [key for key, c in CRITERIA.items() if c.kind == CriterionKind.TICKED]
+
+
+@dataclass
+class Cast:
+    """The people around one team: its rep and manager, a colleague, a BDR, sales ops, and
+    a manager of another team."""
+
+    rep: User
+    colleague: User
+    manager: User
+    bdr: User
+    sales_ops: User
+    other_manager: User
+
+
+def make_cast() -> Cast:
+    rep = RepFactory()
+    return Cast(
+        rep=rep,
+        colleague=RepFactory(team=rep.team),
+        manager=ManagerFactory(team=rep.team),
+        bdr=BdrFactory(team=rep.team),
+        sales_ops=SalesOpsFactory(),
+        other_manager=ManagerFactory(),
+    )
+
+
+def stored_state(opportunity: Opportunity) -> dict:
+    """Everything a move may write about one opportunity, re-read from the database."""
+    pk = opportunity.pk
+    return {
+        "row": Opportunity.objects.filter(pk=pk).values().get(),
+        "ticks": list(CriterionTick.objects.filter(opportunity_id=pk).order_by("pk").values()),
+        "committee": list(
+            CommitteeMember.objects.filter(opportunity_id=pk).order_by("pk").values()
+        ),
+        "stage_changes": list(
+            StageChange.objects.filter(opportunity_id=pk).order_by("pk").values()
+        ),
+        "field_changes": list(
+            FieldChange.objects.filter(opportunity_id=pk).order_by("pk").values()
+        ),
+        "notifications": list(Notification.objects.order_by("pk").values_list("pk", flat=True)),
+    }

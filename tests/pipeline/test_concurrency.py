@@ -23,8 +23,7 @@ from pipeline.models import (
     Via,
 )
 from pipeline.process import Stage
-from tests.factories import OpportunityFactory, advance, satisfy_gate
-from tests.pipeline.test_move import make_cast
+from tests.factories import OpportunityFactory, advance, make_cast, satisfy_gate
 
 concurrent = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

@@ -4,8 +4,14 @@ import pytest
 
 from pipeline.models import CriterionTick, GateNotMet, InvalidChange, Opportunity, Via
 from pipeline.process import CRITERIA, PROCESS, CriterionKind, Stage, next_stage
-from tests.factories import ContactFactory, OpportunityFactory, RepFactory, advance, satisfy_gate
-from tests.pipeline.test_move import stored_state
+from tests.factories import (
+    ContactFactory,
+    OpportunityFactory,
+    RepFactory,
+    advance,
+    satisfy_gate,
+    stored_state,
+)
 
 pytestmark = pytest.mark.django_db
 

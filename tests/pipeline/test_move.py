@@ -1,18 +1,16 @@
 """Opportunity.move_to: all or nothing, versioned, and every move leaves a full history row."""
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crm.models import Notification, User
+from crm.models import Notification
 from pipeline.models import (
     ChangeForbidden,
     ChangeRefused,
     CommitteeMember,
     Conflict,
     CriterionTick,
-    FieldChange,
     GateNotMet,
     InvalidChange,
     Opportunity,
@@ -22,61 +20,18 @@ from pipeline.models import (
 from pipeline.process import CRITERIA, ORDERED_STAGES, PROCESS, DeadReason, Stage
 from tests.factories import (
     BdrFactory,
-    ManagerFactory,
+    Cast,
     OpportunityFactory,
     RepFactory,
-    SalesOpsFactory,
     advance,
+    make_cast,
     satisfy_gate,
+    stored_state,
 )
 
 pytestmark = pytest.mark.django_db
 
 MOMENT = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
-
-
-@dataclass
-class Cast:
-    """The people around one team: its rep and manager, a colleague, a BDR, sales ops, and
-    a manager of another team."""
-
-    rep: User
-    colleague: User
-    manager: User
-    bdr: User
-    sales_ops: User
-    other_manager: User
-
-
-def make_cast() -> Cast:
-    rep = RepFactory()
-    return Cast(
-        rep=rep,
-        colleague=RepFactory(team=rep.team),
-        manager=ManagerFactory(team=rep.team),
-        bdr=BdrFactory(team=rep.team),
-        sales_ops=SalesOpsFactory(),
-        other_manager=ManagerFactory(),
-    )
-
-
-def stored_state(opportunity: Opportunity) -> dict:
-    """Everything a move may write about one opportunity, re-read from the database."""
-    pk = opportunity.pk
-    return {
-        "row": Opportunity.objects.filter(pk=pk).values().get(),
-        "ticks": list(CriterionTick.objects.filter(opportunity_id=pk).order_by("pk").values()),
-        "committee": list(
-            CommitteeMember.objects.filter(opportunity_id=pk).order_by("pk").values()
-        ),
-        "stage_changes": list(
-            StageChange.objects.filter(opportunity_id=pk).order_by("pk").values()
-        ),
-        "field_changes": list(
-            FieldChange.objects.filter(opportunity_id=pk).order_by("pk").values()
-        ),
-        "notifications": list(Notification.objects.order_by("pk").values_list("pk", flat=True)),
-    }
 
 
 @pytest.fixture

@@ -22,12 +22,14 @@ from pipeline.models import ChangeRefused, Opportunity, StageChange, Via
 from pipeline.process import ORDERED_STAGES, PROCESS, DeadReason, Stage, probability_case
 from tests.factories import (
     ALL_TICKED_CRITERIA,
+    Cast,
     ContactFactory,
     OpportunityFactory,
     advance,
+    make_cast,
     satisfy_gate,
+    stored_state,
 )
-from tests.pipeline.test_move import Cast, make_cast, stored_state
 
 # process.md, "Stages": probability and forecast category of each stage.
 PROBABILITY = {

@@ -7,8 +7,15 @@ import pytest
 
 from pipeline.models import ChangeForbidden, ChangeRefused, Opportunity, StageChange, Via
 from pipeline.process import ORDERED_STAGES, DeadReason, Stage
-from tests.factories import BdrFactory, OpportunityFactory, advance, satisfy_gate
-from tests.pipeline.test_move import Cast, make_cast, stored_state
+from tests.factories import (
+    BdrFactory,
+    Cast,
+    OpportunityFactory,
+    advance,
+    make_cast,
+    satisfy_gate,
+    stored_state,
+)
 
 pytestmark = pytest.mark.django_db
 
