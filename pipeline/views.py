@@ -123,11 +123,16 @@ def changed(request, opportunity: Opportunity, message: str):
     if request.htmx:
         opportunity = visible_opportunity(request, opportunity.pk)
         retry_target = request.POST.get("retry_target", "")
-        up_to = previous_stage(retry_target)
-        return TemplateResponse(request, "pipeline/_checklist.html", detail_context(
-            request, opportunity, up_to=up_to, notice=message, retry_target=retry_target,
-            filters=request.POST.get("filters", ""),
-        ))
+        context = detail_context(
+            request, opportunity, up_to=previous_stage(retry_target), notice=message,
+            retry_target=retry_target, filters=request.POST.get("filters", ""),
+        )
+        if not retry_target:
+            return TemplateResponse(request, "pipeline/_checklist.html", context)
+        # In the board's dialog: the card behind it shows the new progress and version too.
+        [on_board] = count_progress([Opportunity.objects.cards().get(pk=opportunity.pk)])
+        context["item"] = card(on_board, request.user, timezone.now())
+        return TemplateResponse(request, "pipeline/board.html#dialog_checklist", context)
     messages.success(request, message)
     return HttpResponseRedirect(opportunity.get_absolute_url())
 

@@ -118,15 +118,6 @@
     }, 10000);
   });
 
-  // A tick in the refusal dialog raises the opportunity's version: keep its card in step,
-  // or the next drag of that card would be refused as a conflict with oneself.
-  document.addEventListener("htmx:afterSettle", function (event) {
-    if (!dialog().contains(event.target)) return;
-    var checklist = dialog().querySelector(".checklist[data-version]");
-    var card = checklist && document.getElementById("card-" + checklist.dataset.opportunityId);
-    if (card) card.dataset.version = checklist.dataset.version;
-  });
-
   document.addEventListener("moveRefused", function (event) {
     pendingDrop = null; // the server re-rendered the columns: the card is back where it is
     dialogCardId = event.detail.id;

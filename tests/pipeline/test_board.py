@@ -313,3 +313,20 @@ def test_card_progress_counted_in_bulk_matches_the_checklist(team):
     assert counted == plain
     assert counted[confirmed.pk] == (1, 3) and counted[half_confirmed.pk] == (0, 3)
     assert sorted(plain.values()) == [(0, 3), (1, 3), (1, 3), (1, 3), (1, 3), (1, 4)]
+
+
+def test_ticking_in_the_refusal_dialog_updates_the_card_behind_it(client, team):
+    manager, reps = team
+    opportunity = OpportunityFactory(owner=reps[0])
+    client.force_login(reps[0])
+    response = client.post(f"/opportunities/{opportunity.pk}/tick/", {
+        "criterion": "identifying.next_call_scheduled", "note": "Tuesday 10:00",
+        "version": opportunity.version, "retry_target": "discovering", "filters": ""},
+        HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="retry_target" value="discovering"' in html
+    card = _card(html, opportunity.pk)
+    assert 'hx-swap-oob="outerHTML"' in card
+    assert "1/3 criteria" in card
+    assert f'data-version="{opportunity.version + 1}"' in card
