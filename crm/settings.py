@@ -172,6 +172,10 @@ CELERY_TASK_ALWAYS_EAGER = env_flag("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     # Timeouts are a swept deadline column, never delayed tasks (see stack notes).
+    "warn-owners-of-deadlines": {
+        "task": "pipeline.tasks.warn_owners_of_deadlines",
+        "schedule": timedelta(hours=1),
+    },
     "park-overdue-opportunities": {
         "task": "pipeline.tasks.park_overdue_opportunities",
         "schedule": timedelta(minutes=15),

@@ -200,6 +200,14 @@ class OpportunityQuerySet(models.QuerySet):
         """Past their stage deadline, by the indexed deadline column."""
         return self.filter(stage_deadline__lt=now or timezone.now(), stage__in=TIMED_STAGES)
 
+    def due_for_warning(self, now: datetime | None = None) -> OpportunityQuerySet:
+        """Deadline within the warning period and the owner not warned of it yet."""
+        now = now or timezone.now()
+        return self.filter(
+            stage__in=TIMED_STAGES, stage_deadline__gte=now,
+            stage_deadline__lt=now + Opportunity.DEADLINE_WARNING, deadline_warned_at__isnull=True,
+        )
+
     def due_for_parking(self, now: datetime | None = None) -> OpportunityQuerySet:
         """Overdue with no strong reason to keep them (process.md, Timeouts): no recent
         activity, and the amount has not doubled since the stage was entered."""
@@ -381,6 +389,8 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         _("dead reason"), max_length=20, choices=DeadReason.choices, blank=True
     )
     dead_note = models.TextField(_("dead note"), blank=True)
+    deadline_warned_at = models.DateTimeField(_("owner warned of the deadline"), null=True,
+                                              blank=True)
 
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     version = models.PositiveIntegerField(_("version"), default=1)
@@ -744,6 +754,40 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                                 dead_reason=DeadReason.TIMEOUT, now=now)
         return True
 
+    # Owners are warned this long before their stage deadline (process.md, Timeouts).
+    DEADLINE_WARNING = timedelta(days=5)
+
+    @classmethod
+    def warn_if_still_due(cls, pk: int, now: datetime | None = None) -> bool:
+        """Warn the owner once that the stage deadline is near; True if warned now.
+
+        Claimed with a conditional UPDATE, so two sweeps at once warn once.
+        """
+        now = now or timezone.now()
+        with transaction.atomic():
+            claimed = cls.objects.due_for_warning(now).filter(pk=pk).update(
+                deadline_warned_at=now
+            )
+            if not claimed:
+                return False
+            opportunity = cls.objects.select_related("owner").get(pk=pk)
+            deadline = timezone.localtime(opportunity.stage_deadline)
+            Notification.send_in_their_language(
+                opportunity.owner,
+                lambda: (
+                    gettext("%s is about to time out") % opportunity.name,
+                    gettext("“%(name)s” has been in %(stage)s since %(since)s and is parked as "
+                            "dead on %(deadline)s unless it moves on or your manager grants "
+                            "more time.")
+                    % {"name": opportunity.name, "stage": Stage(opportunity.stage).label,
+                       "since": timezone.localtime(opportunity.stage_entered_at)
+                       .strftime("%Y-%m-%d"),
+                       "deadline": deadline.strftime("%Y-%m-%d %H:%M")},
+                ),
+                opportunity.get_absolute_url(),
+            )
+        return True
+
     UNDO_WINDOW = timedelta(minutes=2)
 
     def _check_undo(self, target: Stage, by: User | None, now: datetime) -> None:
@@ -928,6 +972,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         self.amount_at_stage_entry = self.amount
         days = StageTimeout.days_for(Stage(self.stage))
         self.stage_deadline = now + timedelta(days=days) if days else None
+        self.deadline_warned_at = None
 
     def _record(self, source, by, via, reason, snapshot, now, *, dead_reason="",
                 handed_to=None, is_undo=False) -> StageChange:
@@ -1173,6 +1218,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                                     % Stage(locked.stage).label)
             previous = locked.stage_deadline
             locked.stage_deadline = previous + timedelta(days=int(days))
+            locked.deadline_warned_at = None  # the owner hears again before the new one
             extension = DeadlineExtension.objects.create(
                 opportunity=locked, stage=locked.stage, days=int(days), reason=reason,
                 previous_deadline=previous, new_deadline=locked.stage_deadline,

@@ -10,14 +10,14 @@ from django.utils import timezone
 
 from pipeline.models import Opportunity, StageChange, Via
 from pipeline.process import DeadReason, Stage
-from pipeline.tasks import park_overdue_opportunities
+from pipeline.tasks import park_overdue_opportunities, warn_owners_of_deadlines
 from tests.celery_worker import (
     celery_worker,
     flush_redis,
     needs_postgresql_and_redis,
     wait_until,
 )
-from tests.factories import OpportunityFactory, advance
+from tests.factories import ManagerFactory, OpportunityFactory, advance
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +83,38 @@ def test_an_extension_granted_in_time_saves_it():
     assert park_overdue_opportunities() == 0
 
 
+
+
+def deadline_in(days: float) -> Opportunity:
+    opportunity = OpportunityFactory()
+    advance(opportunity, Stage.DISCOVERING)
+    Opportunity.objects.filter(pk=opportunity.pk).update(
+        stage_deadline=timezone.now() + timedelta(days=days))
+    opportunity.reload()
+    return opportunity
+
+
+def test_the_owner_is_warned_once_before_the_deadline():
+    soon = deadline_in(days=3)
+    deadline_in(days=20)  # not yet
+    assert warn_owners_of_deadlines() == 1
+    assert warn_owners_of_deadlines() == 0
+    [warning] = soon.owner.notifications.filter(subject__contains="about to time out")
+    assert soon.name in warning.body and "Discovering" in warning.body
+
+
+def test_an_extension_earns_a_new_warning_before_the_new_deadline():
+    soon = deadline_in(days=3)
+    warn_owners_of_deadlines()
+    manager = ManagerFactory(team=soon.owner.team)
+    soon.grant_extension(1, by=manager, reason="Waiting for the customer's board")
+    assert Opportunity.objects.get(pk=soon.pk).deadline_warned_at is None
+    assert warn_owners_of_deadlines() == 1
+
+
+def test_an_overdue_opportunity_gets_parked_not_warned():
+    overdue_in_discovering()
+    assert warn_owners_of_deadlines() == 0
 
 
 @pytest.mark.postgres
