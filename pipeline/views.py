@@ -107,12 +107,10 @@ def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None
 
 def refused(request, opportunity: Opportunity, refusal: ChangeRefused) -> TemplateResponse:
     """Show why a change was refused, with its 4xx status; nothing was changed."""
+    if request.htmx:  # a checklist control: the checklist again, the refusal on top
+        return checklist_response(request, opportunity, checklist_refusal=refusal,
+                                  status=refusal.status_code)
     opportunity.reload()
-    if request.htmx:
-        return TemplateResponse(
-            request, "pipeline/opportunity_detail.html#refusal",
-            {"opportunity": opportunity, "refusal": refusal}, status=refusal.status_code,
-        )
     context = detail_context(request, opportunity, refusal=refusal)
     return TemplateResponse(request, "pipeline/opportunity_detail.html", context,
                             status=refusal.status_code)
@@ -121,20 +119,27 @@ def refused(request, opportunity: Opportunity, refusal: ChangeRefused) -> Templa
 def changed(request, opportunity: Opportunity, message: str):
     """After a change: the refreshed checklist for htmx, else back to the page."""
     if request.htmx:
-        opportunity = visible_opportunity(request, opportunity.pk)
-        retry_target = request.POST.get("retry_target", "")
-        context = detail_context(
-            request, opportunity, up_to=previous_stage(retry_target), notice=message,
-            retry_target=retry_target, filters=request.POST.get("filters", ""),
-        )
-        if not retry_target:
-            return TemplateResponse(request, "pipeline/_checklist.html", context)
-        # In the board's dialog: the card behind it shows the new progress and version too.
-        [on_board] = count_progress([Opportunity.objects.cards().get(pk=opportunity.pk)])
-        context["item"] = card(on_board, request.user, timezone.now())
-        return TemplateResponse(request, "pipeline/board.html#dialog_checklist", context)
+        return checklist_response(request, opportunity, notice=message)
     messages.success(request, message)
     return HttpResponseRedirect(opportunity.get_absolute_url())
+
+
+def checklist_response(request, opportunity: Opportunity, status: int = 200,
+                       **extra) -> TemplateResponse:
+    """The checklist, re-read; in the board's refusal dialog with the card behind it."""
+    opportunity = visible_opportunity(request, opportunity.pk)
+    retry_target = request.POST.get("retry_target", "")
+    context = detail_context(
+        request, opportunity, up_to=previous_stage(retry_target),
+        retry_target=retry_target, filters=request.POST.get("filters", ""), **extra,
+    )
+    if not retry_target:
+        return TemplateResponse(request, "pipeline/_checklist.html", context, status=status)
+    # The card behind the dialog shows the new progress and version too.
+    [on_board] = count_progress([Opportunity.objects.cards().get(pk=opportunity.pk)])
+    context["item"] = card(on_board, request.user, timezone.now())
+    return TemplateResponse(request, "pipeline/board.html#dialog_checklist", context,
+                            status=status)
 
 
 def previous_stage(value: str) -> Stage | None:

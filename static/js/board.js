@@ -2,14 +2,6 @@
 (function () {
   "use strict";
 
-  // Refusals (4xx) carry the dialog that says why: swap them like successes.
-  htmx.config.responseHandling = [
-    { code: "204", swap: false },
-    { code: "[23]..", swap: true },
-    { code: "4..", swap: true, error: false },
-    { code: "...", swap: false, error: true },
-  ];
-
   var pendingDrop = null; // {card, from, index} while a dropped card awaits the server
   var dialogCardId = null; // the card the dialog is about, to give it focus back
   var undoTimer = null;

@@ -330,3 +330,19 @@ def test_ticking_in_the_refusal_dialog_updates_the_card_behind_it(client, team):
     assert 'hx-swap-oob="outerHTML"' in card
     assert "1/3 criteria" in card
     assert f'data-version="{opportunity.version + 1}"' in card
+
+
+def test_a_refused_tick_in_the_dialog_keeps_the_checklist_and_says_why(client, team):
+    manager, reps = team
+    opportunity = OpportunityFactory(owner=reps[0])
+    client.force_login(reps[0])
+    response = client.post(f"/opportunities/{opportunity.pk}/tick/", {
+        "criterion": "identifying.next_call_scheduled", "note": "",
+        "version": opportunity.version, "retry_target": "discovering", "filters": ""},
+        HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'class="refusal" role="alert">Add the evidence' in html
+    assert f'action="/opportunities/{opportunity.pk}/tick/"' in html  # the controls stay
+    assert 'name="retry_target" value="discovering"' in html
+    assert not opportunity.ticks.exists()
