@@ -35,7 +35,7 @@ from pipeline.models import (
     Via,
     count_progress,
 )
-from pipeline.process import ORDERED_STAGES, PROCESS, Stage
+from pipeline.process import ORDERED_STAGES, PROCESS, Stage, next_stage
 
 
 def visible_opportunity(request, pk: int) -> Opportunity:
@@ -96,6 +96,7 @@ def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None
         "contacts": opportunity.account.contacts.filter(archived_at__isnull=True),
         "timeline": timeline(opportunity),
         "move_targets": opportunity.move_targets_for(user),
+        "next_stage": next_stage(Stage(opportunity.stage)),
         "can_edit": opportunity.can_edit(user),
         "can_extend": opportunity.stage_deadline is not None
         and (user.is_superuser or opportunity.is_managed_by(user)),
