@@ -63,12 +63,6 @@ def messages_of(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-@pytest.fixture(autouse=True)
-def _quick_password_hashing(settings):
-    # Every factory user hashes a password; the default hasher takes a second each here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser():
     return UserFactory(is_superuser=True, is_staff=True)

@@ -37,12 +37,6 @@ from tests.factories import (
 CLOSED_PORT = 1
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Each factory user costs a full PBKDF2 hash otherwise: over a second here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class Team:
     rep: User

@@ -21,12 +21,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def quick_password_hashing(settings):
-    """Hashing the test password with the production hasher costs seconds per login."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def column(page: Page, stage: Stage) -> Locator:
     """The list of cards of one column: where cards are dropped."""
     return page.locator(f"#column-{stage.value}-cards")

@@ -25,12 +25,6 @@ from tests.conftest import on_postgresql
 SMALL = 60
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The real hasher is slow on purpose; these tests check the password, not the hash."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def seed(**options) -> str:
     output = StringIO()
     call_command("seed_demo", stdout=output, **{"opportunities": SMALL, **options})
