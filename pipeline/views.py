@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from itertools import chain
 
 from django.conf import settings
@@ -11,8 +14,12 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404
+from django.template.loader import get_template
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.formats import date_format, number_format
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -219,7 +226,9 @@ def opportunity_edit(request, pk: int) -> TemplateResponse:
 @login_required
 def opportunity_move(request, pk: int) -> TemplateResponse:
     """GET: the "Move to…" menu for one card. POST: the move, from the board or the page."""
-    opportunity = get_object_or_404(Opportunity.objects.visible_to(request.user), pk=pk)
+    opportunity = get_object_or_404(
+        Opportunity.objects.visible_to(request.user).select_related("account", "owner"), pk=pk
+    )
     if request.method != "POST":
         return TemplateResponse(request, "pipeline/board.html#move_menu",
                                 move_menu_context(request, opportunity))
@@ -246,7 +255,7 @@ def opportunity_move(request, pk: int) -> TemplateResponse:
     if via_of(request) == Via.BOARD:
         moved_forward = (target.order or 0) > (source.order or 0) and source != Stage.DEAD
         return board_after_move(
-            request, opportunity, refresh={source, target}, notice=notice,
+            request, opportunity, source=source, notice=notice,
             undo_to=source if moved_forward and not data["undo"] else None,
         )
     return changed(request, opportunity, notice)
@@ -269,13 +278,12 @@ def board_refusal(request, opportunity: Opportunity, refusal: ChangeRefused, *,
                   source: Stage, target: Stage) -> TemplateResponse:
     """The card goes back (its columns are re-rendered) and the dialog says why."""
     opportunity = visible_opportunity(request, opportunity.pk)
-    response = board_after_move(
+    response = board_after_refusal(
         request, opportunity, refresh={source, target, Stage(opportunity.stage)},
         notice=refusal.message if isinstance(refusal, Conflict) else "",
         status=refusal.status_code,
     )
     blocked_at = getattr(refusal, "stage", None)
-    response.template_name = "pipeline/board.html#move_refused"
     response.context_data.update({
         "refusal": refusal,
         "retry_target": target.value if blocked_at else "",
@@ -424,12 +432,9 @@ def board_stages(filters: BoardFilterForm) -> list[Stage]:
     return [*ORDERED_STAGES, *([Stage.DEAD] if filters.cleaned_data.get("dead") else [])]
 
 
-TYPE_LABELS = dict(OpportunityType.choices)
-
-
 def card(opportunity: Opportunity, user, now) -> dict:
-    """What a card shows, computed once from prefetched data: rendering 200 cards is most
-    of the board's time, so the card's strings are prepared here rather than in tags."""
+    """What a card shows, as finished strings: rendering 200 cards is most of the board's
+    time, and a template tag or filter per field costs more than formatting it here."""
     met, total = opportunity.criteria_progress()
     if opportunity.stage in (Stage.PENDING, Stage.CLOSED):
         movable = False
@@ -438,48 +443,103 @@ def card(opportunity: Opportunity, user, now) -> dict:
     else:
         movable = opportunity.can_edit(user)
     timeout = opportunity.timeout_days()
-    return {
-        "opportunity": opportunity,
-        # Strings, not numbers: localising hundreds of ids and versions costs milliseconds.
-        "id": str(opportunity.pk),
-        "version": str(opportunity.version),
-        "type_label": TYPE_LABELS[opportunity.type],
-        "progress": _("%(met)d/%(total)d criteria") % {"met": met, "total": total}
-        if total else "",
-        "age": _("%(days)d/%(timeout)d days") % {
-            "days": opportunity.days_in_stage(now), "timeout": timeout,
-        } if timeout else "",
-        "timeout_state": opportunity.timeout_state(now),
-        "movable": movable,
+    close_date = opportunity.expected_close_date
+    pk = opportunity.pk
+    language = get_language()
+    labels = card_labels(language)
+    item = {
+        # Digits and keys need no escaping.
+        "id": mark_safe(pk),
+        "version": mark_safe(opportunity.version),
+        # Column order as one string the page can compare: close date, then id.
+        "sort_key": mark_safe(f"{close_date.isoformat()}/{pk:012d}"),
+        "movable": mark_safe("true" if movable else "false"),
+        "timeout_state": mark_safe(opportunity.timeout_state(now)),
+        "name": opportunity.name,
+        "account": opportunity.account.name,
+        "amount": f"{whole_amount(opportunity.amount)} {opportunity.currency}",
+        "meta": f"{short_date(close_date, language)} · {opportunity.owner} · "
+                f"{labels[opportunity.type]}",
+        "progress": labels["progress"] % {"met": met, "total": total} if total else "",
+        "age": labels["age"] % {"days": opportunity.days_in_stage(now), "timeout": timeout}
+        if timeout else "",
+        "progress_title": labels["progress_title"],
+        "can_move": movable,
+        "move_label": labels["move_to"],
     }
+    item["html"] = card_html(tuple(item.items()))
+    return item
+
+
+@lru_cache(maxsize=10_000)
+def card_html(item: tuple) -> str:
+    """A card's markup, rendered once per distinct content (what card() computed, the
+    words in the viewer's language included): a board shows the same cards at every
+    reload, and rendering 200 cards through the template was a third of its time."""
+    return get_template("pipeline/board.html#card").render({"item": dict(item)})
+
+
+@lru_cache(maxsize=16)
+def card_labels(language: str) -> dict[str, str]:
+    """The words every card repeats, translated once per language rather than 800 times
+    per board."""
+    return {
+        **{key: str(label) for key, label in OpportunityType.choices},
+        "progress": _("%(met)d/%(total)d criteria"),
+        "age": _("%(days)d/%(timeout)d days"),
+        "progress_title": _("Exit criteria met"),
+        "move_to": _("Move to…"),
+    }
+
+
+def whole_amount(amount: Decimal) -> str:
+    """An amount rounded to whole units and grouped, as `floatformat:"0g"` shows it."""
+    return number_format(amount.quantize(Decimal(1), ROUND_HALF_UP), 0, force_grouping=True)
+
+
+@lru_cache(maxsize=4096)
+def short_date(value: date, language: str) -> str:
+    """Cards share close dates, and formatting a date is costly: each is formatted once
+    per language."""
+    return date_format(value, "SHORT_DATE_FORMAT")
 
 
 def board_columns(request, opportunities, stages: list[Stage]) -> list[dict]:
     """Every column's header totals and first cards, in a fixed number of queries."""
     per_column = settings.BOARD_COLUMN_SIZE
-    if set(stages) >= set(ORDERED_STAGES):  # one comparison per row instead of eight
-        shown = opportunities if Stage.DEAD in stages else opportunities.exclude(stage=Stage.DEAD)
-    else:
-        shown = opportunities.filter(stage__in=stages)
-    totals = Totals.by_stage(shown)
+    totals = Totals.by_stage(opportunities.filter(stage__in=stages))
     cards: dict[str, list] = {stage: [] for stage in stages}
     now = timezone.now()
     for opportunity in opportunities.first_of_each_stage(stages, per_column):
         cards[opportunity.stage].append(card(opportunity, request.user, now))
-    return [column(stage, totals.get(stage, Totals()), cards[stage], 0) for stage in stages]
+    columns = []
+    for stage in stages:
+        stage_totals = totals.get(stage, Totals())
+        columns.append(column(stage, stage_totals, cards[stage],
+                              has_more=len(cards[stage]) < stage_totals.count))
+    return columns
 
 
-def column(stage: Stage, totals: Totals, cards: list, offset: int) -> dict:
-    shown = offset + len(cards)
+def column(stage: Stage, totals: Totals, cards: list, *, has_more: bool) -> dict:
     return {
         "stage": stage,
         "rule": PROCESS[stage],
         "totals": totals,
         "cards": cards,
-        "shown": shown,
-        "has_more": shown < totals.count,
+        "has_more": has_more,
+        # "Load more" continues after the last card shown (see OpportunityQuerySet.after).
+        "after": cards[-1]["sort_key"] if cards else "",
         "accepts_drops": stage not in (Stage.PENDING, Stage.CLOSED),
     }
+
+
+def card_key(value: str) -> tuple[date, int] | None:
+    """A card's sort key ("2026-12-01/000000000042") as (close date, id); ValueError if it
+    is not one."""
+    if not value:
+        return None
+    close_date, pk = value.split("/")
+    return date.fromisoformat(close_date), int(pk)
 
 
 @login_required
@@ -495,40 +555,73 @@ def board(request) -> TemplateResponse:
 
 @login_required
 def board_column(request, stage: str) -> TemplateResponse:
-    """"Load more": the next cards of one column, for the same filters."""
+    """"Load more": the cards of one column after the last one shown, for the same filters."""
     try:
         stage = Stage(stage)
-        offset = max(0, int(request.GET.get("offset", 0)))
     except ValueError:
-        return TemplateResponse(request, "pipeline/board.html#column_error", {}, status=400)
+        return column_error(request, _("That column does not exist."))
+    try:
+        after = card_key(request.GET.get("after", ""))
+    except ValueError:
+        return column_error(request, _("Those cards cannot be found."))
     filters = board_filters(request, request.GET)
     opportunities = board_opportunities(request, filters).filter(stage=stage)
+    size = settings.BOARD_COLUMN_SIZE
+    # One card more than shown tells whether there are more still.
+    page = count_progress(list(opportunities.column_order().after(after).cards()[:size + 1]))
     now = timezone.now()
-    page = count_progress(list(
-        opportunities.column_order().cards()[offset: offset + settings.BOARD_COLUMN_SIZE]
-    ))
-    cards = [card(opportunity, request.user, now) for opportunity in page]
+    cards = [card(opportunity, request.user, now) for opportunity in page[:size]]
     filters_only = request.GET.copy()
-    filters_only.pop("offset", None)
+    filters_only.pop("after", None)
     return TemplateResponse(request, "pipeline/board.html#more_cards", {
-        "column": column(stage, Totals(count=opportunities.count()), cards, offset),
+        "column": column(stage, Totals(), cards, has_more=len(page) > size),
         "query_string": filters_only.urlencode(),
     })
 
 
-def board_after_move(request, opportunity: Opportunity, *, refresh: set[Stage], notice: str,
-                     undo_to: Stage | None = None, status: int = 200) -> TemplateResponse:
-    """Re-render the columns a move touched, headers and cards, out of band."""
+def column_error(request, message: str) -> TemplateResponse:
+    return TemplateResponse(request, "pipeline/board.html#column_error", {"error": message},
+                            status=400)
+
+
+def board_after_move(request, opportunity: Opportunity, *, source: Stage, notice: str,
+                     undo_to: Stage | None = None) -> TemplateResponse:
+    """The moved card and the headers of the columns it left and joined, out of band; the
+    page puts the card in its place (board.js). The columns themselves are not re-rendered:
+    "Load more" pages by key, so the cards already shown stay valid."""
     filters = board_filters(request, QueryDict(request.POST.get("filters", "").lstrip("?")))
     opportunities = board_opportunities(request, filters)
-    stages = [stage for stage in board_stages(filters) if stage in refresh]
+    stages = [stage for stage in board_stages(filters)
+              if stage in (source, opportunity.stage)]
+    totals = Totals.by_stage(opportunities.filter(stage__in=stages))
+    # Still on this board? A filter (say, the forecast category) may no longer match. The
+    # card itself comes from what the move read and wrote (see Opportunity._become).
+    on_board = opportunities.filter(pk=opportunity.pk).exists()
     response = TemplateResponse(request, "pipeline/board.html#moved", {
-        "columns": board_columns(request, opportunities, stages),
+        "columns": [column(stage, totals.get(stage, Totals()), [], has_more=False)
+                    for stage in stages],
+        "item": card(opportunity, request.user, timezone.now()) if on_board else None,
         "notice": notice,
         "opportunity": opportunity,
         "undo_to": undo_to,
         "query_string": filters.data.urlencode(),
-    }, status=status)
-    response["HX-Trigger-After-Settle"] = json.dumps({"boardMoved": {"id": opportunity.pk,
-                                                         "stage": opportunity.stage}})
+    })
+    response["HX-Trigger-After-Settle"] = json.dumps({"boardMoved": {
+        "id": opportunity.pk, "stage": opportunity.stage, "shown": bool(on_board),
+    }})
     return response
+
+
+def board_after_refusal(request, opportunity: Opportunity, *, refresh: set[Stage],
+                        notice: str, status: int) -> TemplateResponse:
+    """Re-render the columns a refused move touched, headers and cards, out of band: after
+    a conflict the card shows where it really is, and who moved it."""
+    filters = board_filters(request, QueryDict(request.POST.get("filters", "").lstrip("?")))
+    opportunities = board_opportunities(request, filters)
+    stages = [stage for stage in board_stages(filters) if stage in refresh]
+    return TemplateResponse(request, "pipeline/board.html#move_refused", {
+        "columns": board_columns(request, opportunities, stages),
+        "notice": notice,
+        "opportunity": opportunity,
+        "query_string": filters.data.urlencode(),
+    }, status=status)

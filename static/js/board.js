@@ -96,8 +96,40 @@
   document.addEventListener("htmx:beforeRequest", function () { setDragging(false); });
   document.addEventListener("htmx:afterRequest", function () { setDragging(true); });
 
+  // The server sends the moved card alone; it goes where its column's order puts it among
+  // the cards shown (a column not on this board, such as a hidden Dead, drops it).
+  function placeCard(id, stage) {
+    var card = document.getElementById("card-" + id);
+    if (!card) return;
+    var list = document.querySelector('.column-cards[data-stage="' + stage + '"]');
+    if (!list) { card.remove(); return; }
+    var before = null;
+    var cards = list.querySelectorAll(".card");
+    for (var i = 0; i < cards.length; i++) {
+      if (cards[i] !== card && cards[i].dataset.sortKey > card.dataset.sortKey) {
+        before = cards[i];
+        break;
+      }
+    }
+    list.insertBefore(card, before);
+  }
+
+  // A card placed past the last one loaded comes again with "Load more", in its place:
+  // the copy placed earlier goes.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var list = event.detail.target;
+    if (!list.matches || !list.matches(".column-cards")) return;
+    var seen = {};
+    var cards = Array.prototype.slice.call(list.querySelectorAll(".card")).reverse();
+    cards.forEach(function (card) {
+      var id = card.dataset.opportunityId;
+      if (seen[id]) card.remove(); else seen[id] = true;
+    });
+  });
+
   document.addEventListener("boardMoved", function (event) {
     pendingDrop = null;
+    placeCard(event.detail.id, event.detail.stage);
     if (dialog().open) dialog().close();
     var notice = document.getElementById("board-notice");
     if (notice) announce(notice.textContent.trim());

@@ -92,10 +92,12 @@ def test_load_more_query_count_does_not_grow_with_cards(client, team, settings):
     manager, reps = team
     client.force_login(manager)
     make_cards(60, reps, AccountFactory())
-    first = board_queries(client, "/board/columns/identifying/?offset=5")
+    first = board_queries(client, "/board/columns/identifying/")
     make_cards(300, reps, AccountFactory())
-    assert board_queries(client, "/board/columns/identifying/?offset=5") == first
-    assert board_queries(client, "/board/columns/identifying/?offset=40") == first
+    assert board_queries(client, "/board/columns/identifying/") == first
+    middle = Opportunity.objects.order_by("expected_close_date", "pk")[150]
+    after = f"{middle.expected_close_date.isoformat()}/{middle.pk:012d}"
+    assert board_queries(client, f"/board/columns/identifying/?after={after}") == first
 
 
 def test_columns_follow_the_process_with_dead_behind_a_toggle(client, team):
@@ -130,21 +132,55 @@ def test_column_header_shows_count_total_and_weighted_in_company_currency(client
     )
 
 
+def closing_in(days: list[int], owner) -> list[Opportunity]:
+    today = timezone.localdate()
+    return [OpportunityFactory(owner=owner, name=f"Close in {in_days}",
+                               expected_close_date=today + timezone.timedelta(days=in_days))
+            for in_days in days]
+
+
+def first_column_of_two_cards(client, manager, settings) -> dict:
+    settings.BOARD_COLUMN_SIZE = 2
+    client.force_login(manager)
+    return client.get("/board/").context["columns"][0]
+
+
 def test_columns_show_the_first_cards_by_expected_close_date_then_load_more(
     client, team, settings
 ):
-    settings.BOARD_COLUMN_SIZE = 2
     manager, reps = team
-    today = timezone.localdate()
-    made = [OpportunityFactory(owner=reps[0], name=f"Close in {days}",
-                               expected_close_date=today + timezone.timedelta(days=days))
-            for days in (30, 10, 20)]
-    client.force_login(manager)
-    column = client.get("/board/").context["columns"][0]
-    assert [c["opportunity"].name for c in column["cards"]] == ["Close in 10", "Close in 20"]
+    made = closing_in([30, 10, 20], reps[0])
+    column = first_column_of_two_cards(client, manager, settings)
+    assert [c["name"] for c in column["cards"]] == ["Close in 10", "Close in 20"]
     assert column["has_more"]
-    more = client.get("/board/columns/identifying/?offset=2", HTTP_HX_REQUEST="true")
+    more = client.get(f"/board/columns/identifying/?after={column['after']}",
+                      HTTP_HX_REQUEST="true")
     assert f'data-opportunity-id="{made[0].pk}"' in more.content.decode()
+    assert "Close in 10" not in more.content.decode()
+    assert "Load more" not in more.content.decode()
+
+
+def test_load_more_misses_no_card_when_cards_left_the_column_meanwhile(
+    client, team, settings
+):
+    manager, reps = team
+    made = closing_in([10, 20, 30, 40], reps[0])
+    column = first_column_of_two_cards(client, manager, settings)
+    satisfy_gate(made[0])
+    made[0].move_to(Stage.DISCOVERING, by=reps[0], via=Via.BOARD)
+    more = client.get(f"/board/columns/identifying/?after={column['after']}",
+                      HTTP_HX_REQUEST="true").content.decode()
+    assert "Close in 30" in more and "Close in 40" in more
+    assert "Close in 20" not in more
+
+
+def test_load_more_refuses_a_key_that_is_not_one(client, team):
+    manager, reps = team
+    client.force_login(manager)
+    response = client.get("/board/columns/identifying/?after=yesterday", HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "Those cards cannot be found." in response.content.decode()
+    assert client.get("/board/columns/nowhere/", HTTP_HX_REQUEST="true").status_code == 400
 
 
 def test_filters_live_in_the_url(client, team):
@@ -203,6 +239,22 @@ def test_a_drop_moves_the_card_and_updates_both_headers(client, team):
     assert 'data-total="4000.00"' in html
     assert "Undo" in html
     assert StageChange.objects.get(opportunity=opportunity).via == Via.BOARD
+    # The card alone comes back, at its new version; the columns are not re-rendered.
+    assert f'data-version="{opportunity.version + 1}"' in _card(html, opportunity.pk)
+    assert 'class="column-cards"' not in html
+
+
+def test_a_move_that_takes_the_card_out_of_the_filter_removes_it(client, team):
+    manager, reps = team
+    opportunity = OpportunityFactory(owner=reps[0])
+    satisfy_gate(opportunity)
+    client.force_login(reps[0])
+    response = board_move(client, opportunity, "discovering", filters="category=omitted")
+    assert response.status_code == 200
+    assert f'<li id="card-{opportunity.pk}" hx-swap-oob="delete"></li>' in (
+        response.content.decode()
+    )
+    assert json.loads(response["HX-Trigger-After-Settle"])["boardMoved"]["shown"] is False
 
 
 def test_an_unmet_gate_answers_with_the_missing_criteria_and_their_controls(client, team):
@@ -309,7 +361,7 @@ def test_card_progress_counted_in_bulk_matches_the_checklist(team):
                                last_name="Member"), by=reps[0])
     plain = {o.pk: o.criteria_progress() for o in Opportunity.objects.all()}
     counted = {o.pk: o.criteria_progress()
-               for o in count_progress(list(Opportunity.objects.all()))}
+               for o in count_progress(list(Opportunity.objects.cards()))}
     assert counted == plain
     assert counted[confirmed.pk] == (1, 3) and counted[half_confirmed.pk] == (0, 3)
     assert sorted(plain.values()) == [(0, 3), (1, 3), (1, 3), (1, 3), (1, 3), (1, 4)]
