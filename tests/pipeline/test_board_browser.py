@@ -7,6 +7,7 @@ the judge of what really moved.
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
 from pipeline.models import Opportunity, StageChange
@@ -291,3 +292,44 @@ def test_scrolling_to_the_end_of_a_long_column_loads_its_next_cards_once(
     assert sorted(map(int, shown)) == sorted(
         Opportunity.objects.values_list("pk", flat=True)
     )
+
+
+def test_a_moved_card_takes_its_place_by_close_date_and_load_more_shows_it_once(
+    live_server, log_in, settings
+):
+    settings.BOARD_COLUMN_SIZE = 5
+    rep = RepFactory()
+    today = timezone.localdate()
+
+    def closing_in(days: int, stage: Stage) -> Opportunity:
+        opportunity = OpportunityFactory(
+            owner=rep, name=f"Closes in {days}",
+            expected_close_date=today + timezone.timedelta(days=days),
+        )
+        return advance(opportunity, stage)
+
+    for days in (10, 30, 50, 70, 90, 110):  # the sixth waits behind "Load more"
+        closing_in(days, Stage.DISCOVERING)
+    soon, late = closing_in(20, Stage.IDENTIFYING), closing_in(120, Stage.IDENTIFYING)
+    for opportunity in (soon, late):
+        satisfy_gate(opportunity)
+    page = log_in(rep)
+    names = column(page, Stage.DISCOVERING).locator(".card-title")
+    expect(names).to_have_count(5)
+
+    def move_on(opportunity: Opportunity) -> None:
+        card(page, opportunity).get_by_role("button", name="Move to…").click()
+        page.locator("#move-dialog").get_by_role("button", name="Move", exact=True).click()
+        expect(page.locator("#move-dialog")).to_be_hidden()
+
+    move_on(soon)
+    expect(names).to_have_text([f"Closes in {days}" for days in (10, 20, 30, 50, 70, 90)])
+    # Past the cards shown: it goes last, and comes again with "Load more" (which its
+    # focus scrolls into view), in its place and only once.
+    move_on(late)
+    names.first.hover()
+    page.mouse.wheel(0, 5000)
+    expect(names).to_have_text(
+        [f"Closes in {days}" for days in (10, 20, 30, 50, 70, 90, 110, 120)]
+    )
+    expect(page.locator(f'[data-opportunity-id="{late.pk}"]')).to_have_count(1)
