@@ -471,7 +471,7 @@ def card(opportunity: Opportunity, user, now) -> dict:
     return item
 
 
-@lru_cache(maxsize=10_000)
+@lru_cache(maxsize=4096)  # a few megabytes per process at most
 def card_html(item: tuple) -> str:
     """A card's markup, rendered once per distinct content (what card() computed, the
     words in the viewer's language included): a board shows the same cards at every
