@@ -114,6 +114,17 @@
     list.insertBefore(card, before);
   }
 
+  // A card that had left this board (the filter no longer matched it) and comes back,
+  // say by Undo: htmx finds no card to replace, so it joins a column here and boardMoved
+  // puts it in its place.
+  document.addEventListener("htmx:oobErrorNoTarget", function (event) {
+    var content = event.detail.content;
+    var list = document.querySelector(".column-cards");
+    if (!list || !content || !content.classList || !content.classList.contains("card")) return;
+    content.removeAttribute("hx-swap-oob");
+    list.appendChild(content);
+  });
+
   // A card placed past the last one loaded comes again with "Load more", in its place:
   // the copy placed earlier goes.
   document.addEventListener("htmx:afterSwap", function (event) {

@@ -333,3 +333,25 @@ def test_a_moved_card_takes_its_place_by_close_date_and_load_more_shows_it_once(
         [f"Closes in {days}" for days in (10, 20, 30, 50, 70, 90, 110, 120)]
     )
     expect(page.locator(f'[data-opportunity-id="{late.pk}"]')).to_have_count(1)
+
+
+def test_a_card_moved_out_of_the_filter_leaves_the_board_and_undo_brings_it_back(
+    live_server, log_in
+):
+    rep = RepFactory()
+    opportunity = OpportunityFactory(owner=rep, name="Filtered deal")
+    satisfy_gate(opportunity)
+    page = log_in(rep)
+    # Identifying is the only stage in the "omitted" forecast category.
+    page.goto(f"{live_server.url}/board/?category=omitted")
+    expect(column(page, Stage.IDENTIFYING).locator(card(page, opportunity))).to_have_count(1)
+
+    card(page, opportunity).get_by_role("button", name="Move to…").click()
+    page.locator("#move-dialog").get_by_role("button", name="Move", exact=True).click()
+
+    expect(card(page, opportunity)).to_have_count(0)
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+    page.locator("#board-notice").get_by_role("button", name="Undo").click()
+
+    expect(column(page, Stage.IDENTIFYING).locator(card(page, opportunity))).to_have_count(1)
+    assert stage_in_database(opportunity) == Stage.IDENTIFYING
