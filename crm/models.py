@@ -350,8 +350,14 @@ class Notification(models.Model):
         """Send the e-mail; False when the recipient has no address (nothing to retry)."""
         if not self.recipient.email:
             return False
-        send_mail(self.subject, self.body, None, [self.recipient.email])
+        send_mail(self.subject, self.email_body(), None, [self.recipient.email])
         return True
+
+    def email_body(self) -> str:
+        """The text, and the link to what it is about as a full address (SITE_URL)."""
+        if not self.link:
+            return self.body
+        return f"{self.body}\n\n{settings.SITE_URL}{self.link}"
 
 
 def enqueue_quietly(task, *args) -> None:

@@ -204,6 +204,10 @@ EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
 # which the integration tests give a Celery worker.
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "progression@localhost")
+# Where people reach the app: e-mails link to it (a worker has no request to ask).
+SITE_URL = os.environ.get(
+    "SITE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+).rstrip("/")
 
 # Production hardening: on whenever DEBUG is off, so `check --deploy` reports nothing.
 if not DEBUG:

@@ -191,6 +191,20 @@ def test_delivering_a_notification_twice_sends_one_email(team):
     assert notification.attempts == 1
 
 
+def test_the_email_links_to_the_opportunity_at_the_sites_address(team, settings):
+    settings.SITE_URL = "https://crm.example.com"
+    move_by_manager(team)
+    [notification] = Notification.objects.filter(recipient=team.rep)
+
+    Notification.deliver(notification.pk)
+
+    [email] = mail.outbox
+    assert email.body.startswith(notification.body)
+    assert email.body.endswith(
+        f"\n\nhttps://crm.example.com/opportunities/{team.opportunity.pk}/"
+    )
+
+
 def test_a_recipient_without_an_address_is_not_retried(team):
     team.rep.email = ""
     team.rep.save()
