@@ -271,8 +271,10 @@ class OpportunityQuerySet(models.QuerySet):
         if key is None:
             return self
         close_date, pk = key
-        return self.filter(Q(expected_close_date__gt=close_date)
-                           | Q(expected_close_date=close_date, pk__gt=pk))
+        # The first condition alone bounds the index scan; the second settles the ties.
+        return self.filter(expected_close_date__gte=close_date).filter(
+            Q(expected_close_date__gt=close_date) | Q(expected_close_date=close_date, pk__gt=pk)
+        )
 
     def cards(self) -> OpportunityQuerySet:
         """What a card shows and nothing more (its progress comes from count_progress):
