@@ -107,9 +107,6 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The board headers' covering index (pipeline.Opportunity) includes columns for
-# PostgreSQL's index-only scans; SQLite builds it on its key column alone, which is fine.
-SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
