@@ -455,9 +455,9 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["stage", "expected_close_date", "id"],
                          name="opportunity_column"),
             models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
-            # The column headers' totals are read from this index alone (PostgreSQL).
-            models.Index(fields=["stage"], include=["owner", "currency", "amount",
-                                                    "stage_entered_at"],
+            # The column headers' totals are read from this index alone (an index-only
+            # scan on PostgreSQL). Key columns rather than INCLUDE, which SQLite lacks.
+            models.Index(fields=["stage", "owner", "currency", "amount", "stage_entered_at"],
                          name="opportunity_stage_totals"),
         ]
         constraints = [
