@@ -447,7 +447,7 @@ def card(opportunity: Opportunity, user, now) -> dict:
     pk = opportunity.pk
     language = get_language()
     labels = card_labels(language)
-    item = {
+    return {
         # Digits and keys need no escaping.
         "id": mark_safe(pk),
         "version": mark_safe(opportunity.version),
@@ -467,6 +467,12 @@ def card(opportunity: Opportunity, user, now) -> dict:
         "can_move": movable,
         "move_label": labels["move_to"],
     }
+
+
+def listed_card(opportunity: Opportunity, user, now) -> dict:
+    """A card for a column's list, with its markup (the single cards a move or a tick
+    sends back are rendered out of band by the template instead)."""
+    item = card(opportunity, user, now)
     item["html"] = card_html(tuple(item.items()))
     return item
 
@@ -511,7 +517,7 @@ def board_columns(request, opportunities, stages: list[Stage]) -> list[dict]:
     cards: dict[str, list] = {stage: [] for stage in stages}
     now = timezone.now()
     for opportunity in opportunities.first_of_each_stage(stages, per_column):
-        cards[opportunity.stage].append(card(opportunity, request.user, now))
+        cards[opportunity.stage].append(listed_card(opportunity, request.user, now))
     columns = []
     for stage in stages:
         stage_totals = totals.get(stage, Totals())
@@ -570,7 +576,7 @@ def board_column(request, stage: str) -> TemplateResponse:
     # One card more than shown tells whether there are more still.
     page = count_progress(list(opportunities.column_order().after(after).cards()[:size + 1]))
     now = timezone.now()
-    cards = [card(opportunity, request.user, now) for opportunity in page[:size]]
+    cards = [listed_card(opportunity, request.user, now) for opportunity in page[:size]]
     filters_only = request.GET.copy()
     filters_only.pop("after", None)
     return TemplateResponse(request, "pipeline/board.html#more_cards", {

@@ -367,14 +367,19 @@ def test_card_progress_counted_in_bulk_matches_the_checklist(team):
     assert sorted(plain.values()) == [(0, 3), (1, 3), (1, 3), (1, 3), (1, 3), (1, 4)]
 
 
+def tick_in_the_refusal_dialog(client, opportunity, note: str):
+    """Tick the first criterion of Identifying from the dialog of a refused drop."""
+    client.force_login(opportunity.owner)
+    return client.post(f"/opportunities/{opportunity.pk}/tick/", {
+        "criterion": "identifying.next_call_scheduled", "note": note,
+        "version": opportunity.version, "retry_target": "discovering", "filters": ""},
+        HTTP_HX_REQUEST="true")
+
+
 def test_ticking_in_the_refusal_dialog_updates_the_card_behind_it(client, team):
     manager, reps = team
     opportunity = OpportunityFactory(owner=reps[0])
-    client.force_login(reps[0])
-    response = client.post(f"/opportunities/{opportunity.pk}/tick/", {
-        "criterion": "identifying.next_call_scheduled", "note": "Tuesday 10:00",
-        "version": opportunity.version, "retry_target": "discovering", "filters": ""},
-        HTTP_HX_REQUEST="true")
+    response = tick_in_the_refusal_dialog(client, opportunity, "Tuesday 10:00")
     html = response.content.decode()
     assert response.status_code == 200
     assert 'name="retry_target" value="discovering"' in html
@@ -387,11 +392,7 @@ def test_ticking_in_the_refusal_dialog_updates_the_card_behind_it(client, team):
 def test_a_refused_tick_in_the_dialog_keeps_the_checklist_and_says_why(client, team):
     manager, reps = team
     opportunity = OpportunityFactory(owner=reps[0])
-    client.force_login(reps[0])
-    response = client.post(f"/opportunities/{opportunity.pk}/tick/", {
-        "criterion": "identifying.next_call_scheduled", "note": "",
-        "version": opportunity.version, "retry_target": "discovering", "filters": ""},
-        HTTP_HX_REQUEST="true")
+    response = tick_in_the_refusal_dialog(client, opportunity, "")
     html = response.content.decode()
     assert response.status_code == 400
     assert 'class="refusal" role="alert">Add the evidence' in html
