@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, models, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -23,6 +23,7 @@ from crm.models import (
     Notification,
     Role,
     User,
+    company_currency,
     fiscal_quarter_bounds,
 )
 from pipeline.process import (
@@ -325,6 +326,14 @@ def count_progress(cards: list[Opportunity]) -> list[Opportunity]:
     return cards
 
 
+class PerGroup(Subquery):
+    """A subquery on a grouped query's columns, run once per group. Django groups by a
+    subquery annotation itself, and PostgreSQL then runs it once per row."""
+
+    def get_group_by_cols(self):
+        return []
+
+
 @dataclass(frozen=True)
 class Totals:
     """A total in the company currency, honest about amounts it could not convert."""
@@ -334,6 +343,8 @@ class Totals:
     count: int = 0
     unconverted_count: int = 0
     unconverted_currencies: tuple[str, ...] = ()
+    # Whether the opportunity `by_stage(..., holding=pk)` asked about is among the rows.
+    holds: bool = False
 
     @classmethod
     def of(cls, opportunities: models.QuerySet) -> Totals:
@@ -341,32 +352,43 @@ class Totals:
         return cls.summed(cls.by_stage(opportunities).values())
 
     @classmethod
-    def by_stage(cls, opportunities: models.QuerySet) -> dict[Stage, Totals]:
-        """A total per stage from one grouped query (plus one for the exchange rates)."""
-        rates = ExchangeRate.rates()
+    def by_stage(cls, opportunities: models.QuerySet, *,
+                 holding: int | None = None) -> dict[Stage, Totals]:
+        """A total per stage from one grouped query, which reads each currency's rate too.
+
+        `holding`: an opportunity's id; the total of the stage it is in (among these rows)
+        says so in `holds`. After a move the board asks whether the card still matches
+        its filter, and this answers without a query of its own.
+        """
+        rate = (ExchangeRate.objects.filter(currency=OuterRef("currency"))
+                .order_by().values("rate")[:1])
+        counted = {"held": models.Count("pk", filter=Q(pk=holding))} if holding else {}
         rows = (
             opportunities.order_by()
             .values("stage", "currency")
-            .annotate(amount=models.Sum("amount"), count=models.Count("*"))
+            .annotate(amount=models.Sum("amount"), count=models.Count("*"),
+                      rate=PerGroup(rate), **counted)
         )
+        company = company_currency()
         totals: dict[Stage, Totals] = {}
         for row in rows:
             stage = Stage(row["stage"])
-            totals[stage] = cls.summed(
-                [totals.get(stage, cls()), cls.converted(row, rates.get(row["currency"]), stage)]
-            )
+            row_rate = Decimal(1) if row["currency"] == company else row["rate"]
+            part = cls.converted(row, row_rate, stage)
+            totals[stage] = cls.summed([totals.get(stage, cls()), part])
         return totals
 
     @classmethod
     def converted(cls, row: dict, rate: Decimal | None, stage: Stage) -> Totals:
         if rate is None:
             return cls(count=row["count"], unconverted_count=row["count"],
-                       unconverted_currencies=(row["currency"],))
+                       unconverted_currencies=(row["currency"],), holds=bool(row.get("held")))
         amount = (row["amount"] or Decimal(0)) * rate
         return cls(
             amount=amount.quantize(Decimal("0.01")),
             weighted=(amount * PROCESS[stage].probability / 100).quantize(Decimal("0.01")),
             count=row["count"],
+            holds=bool(row.get("held")),
         )
 
     @classmethod
@@ -379,6 +401,7 @@ class Totals:
             unconverted_count=sum(p.unconverted_count for p in parts),
             unconverted_currencies=tuple(sorted({c for p in parts
                                                  for c in p.unconverted_currencies})),
+            holds=any(p.holds for p in parts),
         )
 
 
@@ -456,8 +479,11 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
                          name="opportunity_column"),
             models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
             # The column headers' totals are read from this index alone (an index-only
-            # scan on PostgreSQL). Key columns rather than INCLUDE, which SQLite lacks.
-            models.Index(fields=["stage", "owner", "currency", "amount", "stage_entered_at"],
+            # scan on PostgreSQL), the id included: after a move the same query tells
+            # whether the card still matches the board's filter. Key columns rather than
+            # INCLUDE, which SQLite lacks.
+            models.Index(fields=["stage", "owner", "currency", "amount", "stage_entered_at",
+                                 "id"],
                          name="opportunity_stage_totals"),
         ]
         constraints = [

@@ -599,10 +599,11 @@ def board_after_move(request, opportunity: Opportunity, *, source: Stage, notice
     opportunities = board_opportunities(request, filters)
     stages = [stage for stage in board_stages(filters)
               if stage in (source, opportunity.stage)]
-    totals = Totals.by_stage(opportunities.filter(stage__in=stages))
-    # Still on this board? A filter (say, the forecast category) may no longer match. The
-    # card itself comes from what the move read and wrote (see Opportunity._become).
-    on_board = opportunities.filter(pk=opportunity.pk).exists()
+    # Still on this board? A filter (say, the forecast category) may no longer match; the
+    # headers' query tells. The card itself comes from what the move read and wrote (see
+    # Opportunity._become).
+    totals = Totals.by_stage(opportunities.filter(stage__in=stages), holding=opportunity.pk)
+    on_board = totals.get(Stage(opportunity.stage), Totals()).holds
     response = TemplateResponse(request, "pipeline/board.html#moved", {
         "columns": [column(stage, totals.get(stage, Totals()), [], has_more=False)
                     for stage in stages],

@@ -1,0 +1,64 @@
+"""Signing in and out, and a user's roles as each request reads them: a change to who may
+do what counts from the next request, never from the next sign-in."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from crm.models import Role
+from pipeline.process import Stage
+from tests.factories import ManagerFactory, OpportunityFactory, RepFactory, TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(user) -> Client:
+    """A browser that signed in through the login page."""
+    client = Client()
+    response = client.post("/login/", {"username": user.username,
+                                       "password": "correct horse battery staple"})
+    assert response.status_code == 302, "the login was refused"
+    return client
+
+
+def test_after_signing_out_a_copy_of_the_session_cookie_lets_nobody_in():
+    rep = RepFactory()
+    client = signed_in(rep)
+    thief = Client()
+    thief.cookies = client.cookies.__class__(client.cookies)  # the same session cookie
+    assert thief.get("/board/").status_code == 200
+
+    client.post("/logout/")
+
+    response = thief.get("/board/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_a_revoked_role_no_longer_counts_at_the_next_request():
+    team = TeamFactory()
+    manager = ManagerFactory(team=team)
+    opportunity = OpportunityFactory(owner=RepFactory(team=team), name="Nordbank renewal")
+    client = signed_in(manager)
+    assert "Nordbank renewal" in client.get("/board/").content.decode()
+
+    manager.groups.remove(Group.objects.get(name=Role.MANAGER))
+
+    # Without a role a user sees nothing of the team's pipeline.
+    assert "Nordbank renewal" not in client.get("/board/").content.decode()
+    page = client.get(opportunity.get_absolute_url())
+    assert page.status_code == 404
+    assert opportunity.stage == Stage.IDENTIFYING
+
+
+def test_a_deactivated_user_is_signed_out_at_the_next_request():
+    rep = RepFactory()
+    client = signed_in(rep)
+    assert client.get("/board/").status_code == 200
+
+    rep.is_active = False
+    rep.save()
+
+    response = client.get("/board/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
