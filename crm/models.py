@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -182,13 +181,6 @@ class ExchangeRate(models.Model):
 
     def __str__(self) -> str:
         return f"1 {self.currency} = {self.rate} {company_currency()}"
-
-    @classmethod
-    def rates(cls) -> dict[str, Decimal]:
-        """Every known rate, the company currency included at 1."""
-        known = dict(cls.objects.values_list("currency", "rate"))
-        known[company_currency()] = Decimal(1)
-        return known
 
 
 def fiscal_quarter(day: date) -> tuple[int, int]:
