@@ -34,6 +34,14 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 @pytest.fixture(scope="session")
+def base_url():
+    """No base URL: pages are opened by live_server's full address. pytest-playwright's
+    own fallback fixture gives the same answer, but pytest 9 warns that it is declared as
+    an instance method."""
+    return None
+
+
+@pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     """Wide enough for every board column, in English whatever the machine's locale."""
     return {
