@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
 
 from crm.forms import AccountForm, ContactForm
-from crm.models import Account
-from pipeline.models import Opportunity
+from crm.models import Account, Contact
+from pipeline.models import ChangeRefused, Opportunity, archive_contact
 
 
 @login_required
@@ -37,16 +37,34 @@ def account_create(request):
 
 
 @login_required
+def account_edit(request, pk: int):
+    account = get_object_or_404(Account, pk=pk, archived_at__isnull=True)
+    form = AccountForm(request.POST or None, instance=account)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Account “%s” saved.") % account.name)
+        return HttpResponseRedirect(reverse("crm:account_detail", args=[account.pk]))
+    status = 400 if request.method == "POST" else 200
+    return TemplateResponse(request, "crm/account_form.html",
+                            {"form": form, "account": account}, status=status)
+
+
+@login_required
 def account_detail(request, pk: int):
-    account = get_object_or_404(Account, pk=pk)
-    form = ContactForm()
+    return account_page(request, get_object_or_404(Account, pk=pk))
+
+
+def account_page(request, account: Account, *, contact_form: ContactForm | None = None,
+                 refusal: str = "", status: int = 200) -> TemplateResponse:
+    """The account with its current contacts and the opportunities this user may see."""
     opportunities = Opportunity.objects.visible_to(request.user).filter(account=account)
     return TemplateResponse(request, "crm/account_detail.html", {
         "account": account,
         "contacts": account.contacts.filter(archived_at__isnull=True),
         "opportunities": opportunities.select_related("owner"),
-        "contact_form": form,
-    })
+        "contact_form": contact_form or ContactForm(),
+        "refusal": refusal,
+    }, status=status)
 
 
 @require_POST
@@ -55,18 +73,40 @@ def contact_create(request, pk: int):
     account = get_object_or_404(Account, pk=pk)
     form = ContactForm(request.POST)
     if not form.is_valid():
-        return TemplateResponse(request, "crm/account_detail.html", {
-            "account": account,
-            "contacts": account.contacts.filter(archived_at__isnull=True),
-            "opportunities": Opportunity.objects.visible_to(request.user).filter(
-                account=account),
-            "contact_form": form,
-        }, status=400)
+        return account_page(request, account, contact_form=form, status=400)
     contact = form.save(commit=False)
     contact.account = account
     contact.save()
     messages.success(request, _("Contact %s added.") % contact)
     return HttpResponseRedirect(reverse("crm:account_detail", args=[account.pk]))
+
+
+@login_required
+def contact_edit(request, pk: int):
+    contact = get_object_or_404(Contact.objects.select_related("account"), pk=pk,
+                                archived_at__isnull=True)
+    form = ContactForm(request.POST or None, instance=contact)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Contact %s saved.") % contact)
+        return HttpResponseRedirect(reverse("crm:account_detail", args=[contact.account_id]))
+    status = 400 if request.method == "POST" else 200
+    return TemplateResponse(request, "crm/contact_form.html",
+                            {"form": form, "contact": contact}, status=status)
+
+
+@require_POST
+@login_required
+def contact_archive(request, pk: int):
+    contact = get_object_or_404(Contact.objects.select_related("account"), pk=pk,
+                                archived_at__isnull=True)
+    try:
+        archive_contact(contact, by=request.user)
+    except ChangeRefused as refusal:
+        return account_page(request, contact.account, refusal=refusal.message,
+                            status=refusal.status_code)
+    messages.success(request, _("Contact %s archived.") % contact)
+    return HttpResponseRedirect(reverse("crm:account_detail", args=[contact.account_id]))
 
 
 @login_required

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connections, models, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
@@ -103,6 +103,12 @@ class Conflict(ChangeRefused):
         self.opportunity = opportunity
 
 
+class ContactInUse(ChangeRefused):
+    """An open opportunity still relies on the contact (see archive_contact)."""
+
+    status_code = 409
+
+
 class GateNotMet(ChangeRefused):
     """The exit criteria of `stage` do not hold, so the opportunity cannot leave it."""
 
@@ -163,6 +169,11 @@ class OpportunityQuerySet(models.QuerySet):
 
     def dead_pool(self) -> OpportunityQuerySet:
         return self.filter(stage=Stage.DEAD)
+
+    def relying_on(self, contact: Contact) -> OpportunityQuerySet:
+        """Those naming the contact as champion or as a current decision-committee member."""
+        on_committee = CommitteeMember.objects.filter(contact=contact, removed_at__isnull=True)
+        return self.filter(Q(champion=contact) | Q(pk__in=on_committee.values("opportunity")))
 
     def visible_to(self, user: User) -> OpportunityQuerySet:
         """What this user may see, by role (process.md, Roles; issue #2's table)."""
@@ -1334,6 +1345,37 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         return extension
 
 
+def archive_contact(contact: Contact, *, by: User) -> None:
+    """Archive a contact who left the customer or no longer matters. Nothing is deleted:
+    closed and parked opportunities and the history keep the name; the account page and
+    the champion and committee pickers no longer offer it.
+
+    Refused while an open opportunity names the contact as champion or committee member:
+    a deal must not rest on someone who is gone, so the rep replaces them there first.
+    """
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        if contact.archived_at:
+            return
+        relying = Opportunity.objects.open().relying_on(contact)
+        if relying.exists():
+            raise ContactInUse(_still_relied_on(contact, relying.visible_to(by)))
+        contact.archived_at = timezone.now()
+        contact.save(update_fields=["archived_at"])
+
+
+def _still_relied_on(contact: Contact, visible: OpportunityQuerySet) -> str:
+    names = list(visible.order_by("name").values_list("name", flat=True)[:4])
+    if not names:  # only other teams' opportunities: their names stay with them
+        return gettext("%(contact)s is still the champion or a committee member of another "
+                       "team's open opportunity. Ask its owner to name someone else first."
+                       ) % {"contact": contact}
+    shown = ", ".join(f"“{name}”" for name in names[:3]) + (", …" if len(names) > 3 else "")
+    return gettext("%(contact)s is still the champion or a committee member of open "
+                   "opportunities: %(names)s. Name someone else there first."
+                   ) % {"contact": contact, "names": shown}
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, models.Model):
         return f"{value.pk}:{value}"
@@ -1499,9 +1541,18 @@ class FieldChange(models.Model):
         return Opportunity._meta.get_field(self.field).verbose_name
 
     def _shown(self, value: str) -> str:
+        """The stored text as the reader writes amounts and dates ("25,922.00" in English,
+        "25.922,00" in German); text that no longer parses is shown as stored."""
         # Owners are stored as "pk:name" so history keeps who it was even after renames.
         if self.field == "owner" and ":" in value:
             return value.split(":", 1)[1]
+        try:
+            if self.field == "amount" and value:
+                return formats.number_format(Decimal(value), 2, force_grouping=True)
+            if self.field == "expected_close_date" and value:
+                return formats.date_format(date.fromisoformat(value))
+        except (ArithmeticError, ValueError):
+            pass
         return value
 
     @property

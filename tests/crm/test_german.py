@@ -396,6 +396,12 @@ def render_pages(client, opportunity, language: str) -> dict[str, str]:
     page("new opportunity", client.get("/opportunities/new/", headers=headers))
     page("accounts", client.get("/accounts/", headers=headers))
     page("account", client.get(f"/accounts/{opportunity.account_id}/", headers=headers))
+    page("edit account", client.get(f"/accounts/{opportunity.account_id}/edit/",
+                                    headers=headers))
+    page("edit contact", client.get(f"/contacts/{opportunity.champion_id}/edit/",
+                                    headers=headers))
+    page("contact in use", client.post(f"/contacts/{opportunity.champion_id}/archive/",
+                                       headers=headers), 409)
     page("notifications", client.get("/notifications/", headers=headers))
     page("targets", client.get("/forecasting/targets/", headers=headers))
     return pages
@@ -423,7 +429,11 @@ SHOWN_ON = {
     "new opportunity": ["or a new account", "Creates the account when it does not exist yet.",
                         "New business"],
     "accounts": ["Search accounts", "New account"],
-    "account": ["Add a contact", "Opportunities"],
+    "account": ["Add a contact", "Opportunities", "Edit", "Archive"],
+    "edit account": ["Edit account", "Cancel"],
+    "edit contact": ["Edit contact", "Cancel"],
+    "contact in use": ["%(contact)s is still the champion or a committee member of open "
+                       "opportunities: %(names)s. Name someone else there first."],
     "notifications": ["Nothing new.", "Mark all as read"],
     "targets": ["No targets yet.", "Targets"],
 }

@@ -1,8 +1,10 @@
 """Creating, editing and reading one opportunity from the app (not only the admin)."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from crm.models import Account
 from pipeline.models import FieldChange, Opportunity, Via
@@ -79,7 +81,22 @@ def test_editing_the_amount_and_close_date_leaves_history_rows(client):
     assert changes["amount"] == ("50000.00", "60000", opportunity.owner, Via.PAGE)
     assert changes["expected_close_date"][1] == "2027-06-30"
     page = client.get(f"/opportunities/{opportunity.pk}/").content.decode()
-    assert "changed amount from 50000.00 to 60000" in page
+    assert "changed amount from 50,000.00 to 60,000.00" in page
+    assert "to June 30, 2027" in page
+
+
+def test_the_history_writes_amounts_and_dates_the_german_way_in_german(client):
+    opportunity = OpportunityFactory(amount=Decimal("1234567.50"))
+    opportunity.update_details(by=opportunity.owner, amount=Decimal("2000000"),
+                               expected_close_date=date(2027, 3, 1))
+    client.force_login(opportunity.owner)
+    try:
+        page = client.get(f"/opportunities/{opportunity.pk}/",
+                          headers={"accept-language": "de"}).content.decode()
+    finally:
+        translation.deactivate()  # LocaleMiddleware leaves German active in this thread
+    assert "hat Betrag von 1.234.567,50 auf 2.000.000,00 geändert" in page
+    assert "auf 1. März 2027 geändert" in page
 
 
 def test_editing_a_stale_page_is_refused_and_says_who_changed_it(client):
