@@ -102,7 +102,8 @@ def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None
         "committee": opportunity.active_committee(),
         "contacts": opportunity.account.contacts.filter(archived_at__isnull=True),
         "timeline": timeline(opportunity),
-        "move_targets": opportunity.move_targets_for(user),
+        "move_targets": (targets := opportunity.move_targets_for(user)),
+        "needs_reason": {stage.value for stage in targets if opportunity.needs_reason_for(stage)},
         "next_stage": next_stage(Stage(opportunity.stage)),
         "can_edit": opportunity.can_edit(user),
         "can_extend": opportunity.stage_deadline is not None
