@@ -1,0 +1,64 @@
+"""Every screen a rep works in passes axe-core's automated WCAG checks in real Chromium:
+labels on every control, contrast, headings, landmarks, names of buttons and dialogs.
+
+Automated checks find about a third of accessibility problems; the keyboard-only move and
+the screen-reader announcements have their own tests in test_board_browser.py.
+"""
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from pipeline.process import Stage
+from tests.factories import (
+    ContactFactory,
+    ExchangeRateFactory,
+    OpportunityFactory,
+    RepFactory,
+    advance,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+AXE = Axe()
+
+
+def violations(page: Page) -> str:
+    """axe-core's report of what the page as shown now violates; empty when nothing."""
+    results = AXE.run(page)
+    return results.generate_report() if results.violations_count else ""
+
+
+def test_the_rep_screens_pass_the_automated_accessibility_checks(live_server, log_in):
+    rep = RepFactory()
+    opportunity = advance(OpportunityFactory(owner=rep, name="Globex payroll"), Stage.VALIDATING)
+    contact = ContactFactory(account=opportunity.account)
+    opportunity.add_committee_member(contact, by=rep)
+    # Warnings and a teammate's card (not draggable) are on the board too.
+    OpportunityFactory(owner=RepFactory(team=rep.team), currency="CHF")
+    ExchangeRateFactory(currency="USD")
+    page = log_in(rep)
+
+    found = {}
+    for path in ("/board/", "/board/?dead=on", f"/opportunities/{opportunity.pk}/",
+                 f"/opportunities/{opportunity.pk}/edit/", "/opportunities/new/",
+                 "/accounts/", f"/accounts/{opportunity.account_id}/",
+                 f"/contacts/{contact.pk}/edit/", "/notifications/", "/forecasting/targets/"):
+        page.goto(f"{live_server.url}{path}")
+        found[path] = violations(page)
+
+    # The dialogs: the "Move to…" menu, then the gate refusal with its controls.
+    page.goto(f"{live_server.url}/board/")
+    card = page.locator(f'[data-opportunity-id="{opportunity.pk}"]')
+    card.get_by_role("button", name="Move to…").click()
+    dialog = page.locator("#move-dialog")
+    expect(dialog.get_by_role("radio", name=Stage.CONFIRMING.label)).to_be_checked()
+    found["move menu"] = violations(page)
+    dialog.get_by_role("button", name="Move", exact=True).click()
+    expect(dialog.locator("ul.missing li").first).to_be_visible()
+    found["gate refusal"] = violations(page)
+
+    assert {where: report for where, report in found.items() if report} == {}
