@@ -206,6 +206,15 @@ def fiscal_quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
     return first, after
 
 
+def fiscal_quarters_around(day: date, *, before: int, after: int) -> list[str]:
+    """The fiscal quarters from `before` quarters earlier to `after` quarters later than
+    the one `day` falls in, written as the board's filter takes them ("2027-Q1")."""
+    year, quarter = fiscal_quarter(day)
+    current = year * 4 + quarter - 1
+    return [f"{index // 4}-Q{index % 4 + 1}"
+            for index in range(current - before, current + after + 1)]
+
+
 class Notification(models.Model):
     """The outbox: written in the transaction of the change it reports, delivered later.
 

@@ -3,7 +3,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Account, Contact, Role, User
+from crm.models import Account, Contact, Role, User, company_currency
 from pipeline.models import Opportunity, OpportunityType
 from pipeline.process import CRITERIA, DeadReason, ForecastCategory, Stage
 
@@ -18,6 +18,8 @@ class OpportunityForm(forms.ModelForm):
         help_text=_("Creates the account when it does not exist yet."),
     )
 
+    field_order = ["account", "new_account_name"]
+
     class Meta:
         model = Opportunity
         fields = [
@@ -30,6 +32,9 @@ class OpportunityForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["account"].queryset = Account.objects.filter(archived_at__isnull=True)
         self.fields["account"].required = False
+        # Most deals are in the company currency; others are typed as their code.
+        self.fields["currency"].initial = company_currency()
+        self.fields["currency"].widget.attrs["autocapitalize"] = "characters"
         if self.instance.pk:
             del self.fields["new_account_name"]
             self.fields["account"].disabled = True
@@ -116,7 +121,7 @@ class BoardFilterForm(forms.Form):
         choices=[("", _("Everything I may see")), ("mine", _("Mine")), ("team", _("My team"))],
     )
     owner = forms.ModelChoiceField(label=_("Owner"), required=False,
-                                   queryset=User.objects.none())
+                                   queryset=User.objects.none(), empty_label=_("All owners"))
     type = forms.ChoiceField(label=_("Type"), required=False,
                              choices=[("", _("All types")), *OpportunityType.choices])
     category = forms.ChoiceField(label=_("Forecast category"), required=False,
@@ -124,7 +129,8 @@ class BoardFilterForm(forms.Form):
     quarter = forms.RegexField(label=_("Closing quarter"), required=False,
                                regex=r"^\d{4}-Q[1-4]$",
                                widget=forms.TextInput(attrs={"placeholder": "2026-Q4",
-                                                             "size": 8}))
+                                                             "size": 8,
+                                                             "list": "closing-quarters"}))
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
     dead = forms.BooleanField(label=_("Show dead"), required=False)
     closed = forms.ChoiceField(

@@ -23,7 +23,14 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from crm.models import Account, Role, User, fiscal_quarter, fiscal_quarter_bounds
+from crm.models import (
+    Account,
+    Role,
+    User,
+    fiscal_quarter,
+    fiscal_quarter_bounds,
+    fiscal_quarters_around,
+)
 from pipeline.forms import (
     BoardFilterForm,
     ContactChoiceForm,
@@ -557,6 +564,7 @@ def board(request) -> TemplateResponse:
         "filters": filters,
         "columns": board_columns(request, opportunities, board_stages(filters)),
         "query_string": request.GET.urlencode(),
+        "quarters": fiscal_quarters_around(timezone.localdate(), before=2, after=4),
     })
 
 

@@ -410,7 +410,7 @@ def render_pages(client, opportunity, language: str) -> dict[str, str]:
 # English strings each page must show: proof that the check below looks at real UI text.
 SHOWN_ON = {
     "login": ["Log in", "Username", "Password"],
-    "board": ["Identifying Opportunity", "Validating Benefits & Values", "Show dead",
+    "board": ["Identifying Opportunity", "Validating Benefits & Values", "Show dead", "All owners",
               "New opportunity"],
     "opportunity": [
         "History", "Exit criteria", "Committee member added.",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from crm.models import fiscal_quarter, fiscal_quarter_bounds
+from crm.models import fiscal_quarter, fiscal_quarter_bounds, fiscal_quarters_around
 
 PROBE = """
 import json, sqlite3
@@ -189,6 +189,13 @@ def test_fiscal_quarter_bounds(settings, start_month, year, quarter, expected):
     settings.FISCAL_YEAR_START_MONTH = start_month
 
     assert fiscal_quarter_bounds(year, quarter) == expected
+
+
+def test_the_quarters_around_a_day_cross_the_fiscal_year(settings):
+    settings.FISCAL_YEAR_START_MONTH = 4  # April: 1 December 2026 is in Q3 of 2027
+
+    assert fiscal_quarters_around(date(2026, 12, 1), before=2, after=2) == [
+        "2027-Q1", "2027-Q2", "2027-Q3", "2027-Q4", "2028-Q1"]
 
 
 @pytest.mark.parametrize("start_month", range(1, 13))

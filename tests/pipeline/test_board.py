@@ -1,6 +1,7 @@
 """The board as the server renders it: columns, totals, filters, paging, moves."""
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -8,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crm.models import Contact
+from crm.models import Contact, fiscal_quarter
 from pipeline.models import (
     CommitteeMember,
     CriterionTick,
@@ -199,6 +200,16 @@ def test_filters_live_in_the_url(client, team):
     assert shown("type=upsell") == {mine.pk}
     assert shown("q=beta") == {other.pk}
     assert shown("category=pipeline") == set()
+
+
+def test_the_closing_quarter_filter_suggests_the_quarters_around_today(client, team):
+    manager, reps = team
+    client.force_login(reps[0])
+    html = client.get("/board/").content.decode()
+    year, quarter = fiscal_quarter(timezone.localdate())
+    assert 'list="closing-quarters"' in html
+    assert f'<option value="{year}-Q{quarter}">' in html
+    assert len(re.findall(r'<option value="\d{4}-Q[1-4]">', html)) == 7
 
 
 def test_cards_of_others_are_not_draggable(client, team):

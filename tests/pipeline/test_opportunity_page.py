@@ -1,9 +1,11 @@
 """Creating, editing and reading one opportunity from the app (not only the admin)."""
 
+import re
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.test import override_settings
 from django.utils import translation
 
 from crm.models import Account
@@ -40,6 +42,17 @@ def test_a_rep_creates_an_opportunity_with_a_new_account(client):
     assert (opportunity.owner, opportunity.stage, opportunity.currency) == (
         rep, Stage.IDENTIFYING, "EUR")
     assert opportunity.amount_at_stage_entry == Decimal("48000")
+
+
+@override_settings(COMPANY_CURRENCY="CHF")
+def test_the_new_opportunity_form_starts_in_the_company_currency_with_the_account_first(
+        client):
+    client.force_login(RepFactory())
+    page = client.get("/opportunities/new/").content.decode()
+    assert re.search(r'<input[^>]*name="currency"[^>]*value="CHF"', page)
+    fields = re.findall(r'<(?:input|select)[^>]*name="(\w+)"', page)
+    assert fields[fields.index("account"):fields.index("account") + 3] == [
+        "account", "new_account_name", "name"]
 
 
 def test_a_rep_creates_an_opportunity_for_an_existing_account(client):
