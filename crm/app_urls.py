@@ -14,4 +14,5 @@ urlpatterns = [
     path("language/", views.language_set, name="language_set"),
     path("notifications/", views.notification_list, name="notification_list"),
     path("notifications/read/", views.notification_read, name="notification_read"),
+    path("notifications/<int:pk>/", views.notification_open, name="notification_open"),
 ]

@@ -215,6 +215,11 @@ def fiscal_quarters_around(day: date, *, before: int, after: int) -> list[str]:
             for index in range(current - before, current + after + 1)]
 
 
+class NotificationQuerySet(models.QuerySet):
+    def unread(self) -> NotificationQuerySet:
+        return self.filter(read_at__isnull=True)
+
+
 class Notification(models.Model):
     """The outbox: written in the transaction of the change it reports, delivered later.
 
@@ -237,15 +242,30 @@ class Notification(models.Model):
     attempts = models.PositiveSmallIntegerField(_("delivery attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
 
+    objects = NotificationQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("notification")
         verbose_name_plural = _("notifications")
         ordering = ["-created_at"]
+        indexes = [
+            # Every page counts the reader's unread ones; the list shows the newest first.
+            models.Index(fields=["recipient"], condition=models.Q(read_at__isnull=True),
+                         name="notification_unread"),
+            models.Index(fields=["recipient", "-created_at"], name="notification_newest"),
+        ]
 
     def __str__(self) -> str:
         return self.subject
 
     MAX_ATTEMPTS = 10
+
+    def mark_read(self) -> None:
+        """The first reading counts; opening it again changes nothing."""
+        if self.read_at is None:
+            self.read_at = timezone.now()
+            Notification.objects.filter(pk=self.pk, read_at__isnull=True).update(
+                read_at=self.read_at)
 
     @classmethod
     def send(cls, recipient: User, subject: str, body: str, link: str = "") -> Notification:

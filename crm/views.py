@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
@@ -116,10 +117,22 @@ def notification_list(request):
                             {"notifications": notifications})
 
 
+@login_required
+def notification_open(request, pk: int):
+    """Follow a notification's link; following it reads it."""
+    notification = get_object_or_404(request.user.notifications, pk=pk)
+    notification.mark_read()
+    if notification.link and url_has_allowed_host_and_scheme(
+            notification.link, allowed_hosts={request.get_host()},
+            require_https=request.is_secure()):
+        return HttpResponseRedirect(notification.link)
+    return HttpResponseRedirect(reverse("crm:notification_list"))
+
+
 @require_POST
 @login_required
 def notification_read(request):
-    request.user.notifications.filter(read_at__isnull=True).update(read_at=timezone.now())
+    request.user.notifications.unread().update(read_at=timezone.now())
     return HttpResponseRedirect(reverse("crm:notification_list"))
 
 

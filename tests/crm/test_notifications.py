@@ -393,3 +393,34 @@ def test_notifications_are_written_in_the_recipients_language(client):
     notification = opportunity.owner.notifications.get()
     assert "verschoben" in notification.body
     assert opportunity.owner.__class__.objects.get(pk=opportunity.owner.pk).language == "de"
+
+
+def test_the_top_bar_counts_unread_notifications_until_they_are_read(client, team):
+    second = OpportunityFactory(owner=team.rep)
+    satisfy_gate(second)
+    move_by_manager(team)
+    second.move_to(Stage.DISCOVERING, by=team.manager, via=Via.BOARD)
+    client.force_login(team.rep)
+
+    def badge() -> str:
+        match = re.search(r'<span class="badge">(\d+)', client.get("/board/").content.decode())
+        return match.group(1) if match else ""
+
+    assert badge() == "2"
+    first = team.rep.notifications.order_by("created_at").first()
+    response = client.get(f"/notifications/{first.pk}/")
+    assert response["Location"] == f"/opportunities/{team.opportunity.pk}/"
+    assert badge() == "1"
+    client.get(f"/notifications/{first.pk}/")  # reading it again changes nothing
+    assert badge() == "1"
+    client.post("/notifications/read/")
+    assert badge() == ""
+
+
+def test_nobody_opens_someone_elses_notification(client, team):
+    move_by_manager(team)
+    notification = team.rep.notifications.get()
+    client.force_login(RepFactory(team=team.rep.team))
+    assert client.get(f"/notifications/{notification.pk}/").status_code == 404
+    notification.refresh_from_db()
+    assert notification.read_at is None
