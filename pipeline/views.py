@@ -103,13 +103,14 @@ def timeline(opportunity: Opportunity) -> list:
 def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None,
                    **extra) -> dict:
     user = request.user
+    targets = opportunity.move_targets_for(user)
     return {
         "opportunity": opportunity,
         "checklists": stage_checklists(opportunity, up_to),
         "committee": opportunity.active_committee(),
         "contacts": opportunity.account.contacts.filter(archived_at__isnull=True),
         "timeline": timeline(opportunity),
-        "move_targets": (targets := opportunity.move_targets_for(user)),
+        "move_targets": targets,
         "needs_reason": {stage.value for stage in targets if opportunity.needs_reason_for(stage)},
         "next_stage": next_stage(Stage(opportunity.stage)),
         "can_edit": opportunity.can_edit(user),
