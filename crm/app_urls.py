@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/<int:pk>/contacts/new/", views.contact_create, name="contact_create"),
     path("contacts/<int:pk>/edit/", views.contact_edit, name="contact_edit"),
     path("contacts/<int:pk>/archive/", views.contact_archive, name="contact_archive"),
+    path("contacts/<int:pk>/restore/", views.contact_restore, name="contact_restore"),
     path("language/", views.language_set, name="language_set"),
     path("notifications/", views.notification_list, name="notification_list"),
     path("notifications/read/", views.notification_read, name="notification_read"),

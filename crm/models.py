@@ -146,6 +146,11 @@ class Contact(models.Model):
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
+    def restore(self) -> None:
+        """Undo an archiving: the contact is offered again as champion or committee member."""
+        self.archived_at = None
+        self.save(update_fields=["archived_at"])
+
 
 def company_currency() -> str:
     return settings.COMPANY_CURRENCY

@@ -62,6 +62,7 @@ def account_page(request, account: Account, *, contact_form: ContactForm | None 
     return TemplateResponse(request, "crm/account_detail.html", {
         "account": account,
         "contacts": account.contacts.filter(archived_at__isnull=True),
+        "archived_contacts": account.contacts.filter(archived_at__isnull=False),
         "opportunities": opportunities.select_related("owner"),
         "contact_form": contact_form or ContactForm(),
         "refusal": refusal,
@@ -107,6 +108,15 @@ def contact_archive(request, pk: int):
         return account_page(request, contact.account, refusal=refusal.message,
                             status=refusal.status_code)
     messages.success(request, _("Contact %s archived.") % contact)
+    return HttpResponseRedirect(reverse("crm:account_detail", args=[contact.account_id]))
+
+
+@require_POST
+@login_required
+def contact_restore(request, pk: int):
+    contact = get_object_or_404(Contact, pk=pk, archived_at__isnull=False)
+    contact.restore()
+    messages.success(request, _("Contact %s restored.") % contact)
     return HttpResponseRedirect(reverse("crm:account_detail", args=[contact.account_id]))
 
 

@@ -163,3 +163,21 @@ def test_archiving_needs_a_post(client):
     assert client.get(f"/contacts/{contact.pk}/archive/").status_code == 405
     contact.refresh_from_db()
     assert contact.archived_at is None
+
+
+def test_an_archived_contact_can_be_restored_from_the_account_page(client):
+    contact = ContactFactory(first_name="Grace", last_name="Hopper")
+    client.force_login(RepFactory())
+    client.post(f"/contacts/{contact.pk}/archive/")
+    page = client.get(f"/accounts/{contact.account_id}/").content.decode()
+    assert "1 archived contact" in page
+    assert f'action="/contacts/{contact.pk}/restore/"' in page
+
+    response = client.post(f"/contacts/{contact.pk}/restore/")
+    assert response["Location"] == f"/accounts/{contact.account_id}/"
+    contact.refresh_from_db()
+    assert contact.archived_at is None
+    page = client.get(f"/accounts/{contact.account_id}/").content.decode()
+    assert "Contact Grace Hopper restored." in page
+    assert f"/contacts/{contact.pk}/edit/" in page
+    assert "archived contact" not in page

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation.template import templatize
 
 from pipeline.process import PROCESS, CriterionKind, Stage
@@ -363,6 +363,9 @@ def deal(db):
                        title="IT-Leiter"),
         by=rep,
     )
+    # A contact who left: the account page offers to restore them.
+    ContactFactory(account=account, first_name="Otto", last_name="Krause",
+                   archived_at=timezone.now())
     # A second card in dollars without an exchange rate: the column says it is left out.
     OpportunityFactory(account=account, owner=rep, name="Müller Wartungsvertrag",
                        currency="USD")
@@ -429,7 +432,8 @@ SHOWN_ON = {
     "new opportunity": ["or a new account", "Creates the account when it does not exist yet.",
                         "New business"],
     "accounts": ["Search accounts", "New account"],
-    "account": ["Add a contact", "Opportunities", "Edit", "Archive"],
+    "account": ["Add a contact", "Opportunities", "Edit", "Archive", "Restore",
+                "%(count)s archived contact"],
     "edit account": ["Edit account", "Cancel"],
     "edit contact": ["Edit contact", "Cancel"],
     "contact in use": ["%(contact)s is still the champion or a committee member of open "
