@@ -7,6 +7,7 @@ the screen-reader announcements have their own tests in test_board_browser.py.
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from pipeline.process import Stage
@@ -37,6 +38,7 @@ def test_the_rep_screens_pass_the_automated_accessibility_checks(live_server, lo
     opportunity = advance(OpportunityFactory(owner=rep, name="Globex payroll"), Stage.VALIDATING)
     contact = ContactFactory(account=opportunity.account)
     opportunity.add_committee_member(contact, by=rep)
+    ContactFactory(account=opportunity.account, archived_at=timezone.now())
     # Warnings and a teammate's card (not draggable) are on the board too.
     OpportunityFactory(owner=RepFactory(team=rep.team), currency="CHF")
     ExchangeRateFactory(currency="USD")
