@@ -96,6 +96,27 @@
   document.addEventListener("htmx:beforeRequest", function () { setDragging(false); });
   document.addEventListener("htmx:afterRequest", function () { setDragging(true); });
 
+  // The server failed (5xx) or did not answer: the page must not show a move that the
+  // server may not have made. A dropped card goes back; an open dialog keeps what was
+  // typed and says so at its top.
+  function requestFailed() {
+    var text = board().dataset.failedText;
+    if (dialog().open) {
+      var body = document.getElementById("move-dialog-body");
+      var alert = body.querySelector(".request-failed") || document.createElement("p");
+      alert.className = "refusal request-failed";
+      alert.setAttribute("role", "alert");
+      alert.textContent = text;
+      body.prepend(alert);
+    } else {
+      revert();
+      document.getElementById("board-notice").textContent = text;
+    }
+    announce(text);
+  }
+  document.addEventListener("htmx:responseError", requestFailed);
+  document.addEventListener("htmx:sendError", requestFailed);
+
   // The server sends the moved card alone; it goes where its column's order puts it among
   // the cards shown (a column not on this board, such as a hidden Dead, drops it).
   function placeCard(id, stage) {

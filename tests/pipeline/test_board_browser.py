@@ -163,6 +163,49 @@ def test_a_backward_drag_asks_for_a_reason_before_anything_moves(live_server, lo
     assert change.reason == "The budget owner left; we need to rediscover the goals."
 
 
+@pytest.mark.parametrize("failure", ["server error", "no answer"])
+def test_a_drop_the_server_does_not_confirm_puts_the_card_back_and_says_so(
+    live_server, log_in, failure
+):
+    rep = RepFactory()
+    opportunity = advance(OpportunityFactory(owner=rep), Stage.DISCOVERING)
+    satisfy_gate(opportunity, Stage.DISCOVERING)
+    page = log_in(rep)
+    # What the browser meets when the server breaks down or the network drops; the
+    # application server itself is never told about the move.
+    page.route(f"**/opportunities/{opportunity.pk}/move/",
+               lambda route: route.fulfill(status=502, body="Bad gateway")
+               if failure == "server error" else route.abort("connectionrefused"))
+
+    drag(page, opportunity, Stage.VALIDATING)
+
+    expect(page.locator("#board-notice")).to_have_text(
+        "The server did not answer. Reload the board to see the latest state.")
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
+    expect(column(page, Stage.VALIDATING).locator(card(page, opportunity))).to_have_count(0)
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+
+    expect(card(page, opportunity)).to_be_focused()
+
+    # From the "Move to…" dialog, the dialog stays open with the choice made and says so.
+    card(page, opportunity).get_by_role("button", name="Move to…").click()
+    dialog = page.locator("#move-dialog")
+    dialog.get_by_role("button", name="Move", exact=True).click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "The server did not answer. Reload the board to see the latest state.")
+    expect(dialog.get_by_role("radio", name=Stage.VALIDATING.label)).to_be_checked()
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+
+    page.unroute(f"**/opportunities/{opportunity.pk}/move/")
+    # Once the server answers again, the same move goes through, without a reload.
+    dialog.get_by_role("button", name="Move", exact=True).click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#board-notice")).to_contain_text(
+        f"moved to {Stage.VALIDATING.label}")
+    expect(column(page, Stage.VALIDATING).locator(card(page, opportunity))).to_have_count(1)
+    assert stage_in_database(opportunity) == Stage.VALIDATING
+
+
 def test_cancelling_the_reason_dialog_puts_the_card_back(live_server, log_in):
     rep = RepFactory()
     opportunity = advance(OpportunityFactory(owner=rep), Stage.VALIDATING)
