@@ -117,6 +117,17 @@
   document.addEventListener("htmx:responseError", requestFailed);
   document.addEventListener("htmx:sendError", requestFailed);
 
+  // A card this user may no longer see (reassigned to another team meanwhile) answers
+  // 404 with its explanation: the card goes back and the dialog shows why.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || xhr.status !== 404 || event.detail.target.id !== "move-dialog-body") return;
+    if (!dialog().open) {
+      revert();
+      dialog().showModal();
+    }
+  });
+
   // The server sends the moved card alone; it goes where its column's order puts it among
   // the cards shown (a column not on this board, such as a hidden Dead, drops it).
   function placeCard(id, stage) {

@@ -407,6 +407,7 @@ def render_pages(client, opportunity, language: str) -> dict[str, str]:
                                        headers=headers), 409)
     page("notifications", client.get("/notifications/", headers=headers))
     page("targets", client.get("/forecasting/targets/", headers=headers))
+    page("not found", client.get("/opportunities/999999/", headers=headers), 404)
     return pages
 
 
@@ -440,6 +441,7 @@ SHOWN_ON = {
                        "opportunities: %(names)s. Name someone else there first."],
     "notifications": ["Nothing new.", "Mark all as read"],
     "targets": ["No targets yet.", "Targets"],
+    "not found": ["Page not found", "Back to the board"],
 }
 
 

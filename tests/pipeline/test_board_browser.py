@@ -206,6 +206,27 @@ def test_a_drop_the_server_does_not_confirm_puts_the_card_back_and_says_so(
     assert stage_in_database(opportunity) == Stage.VALIDATING
 
 
+def test_a_card_reassigned_to_another_team_meanwhile_goes_back_and_the_dialog_says_why(
+    live_server, log_in
+):
+    rep = RepFactory()
+    opportunity = advance(OpportunityFactory(owner=rep), Stage.DISCOVERING)
+    satisfy_gate(opportunity, Stage.DISCOVERING)
+    page = log_in(rep)
+    Opportunity.objects.filter(pk=opportunity.pk).update(owner=RepFactory())  # another team
+
+    drag(page, opportunity, Stage.VALIDATING)
+
+    dialog = page.locator("#move-dialog")
+    expect(dialog.get_by_role("heading", name="Page not found")).to_be_visible()
+    expect(dialog).to_contain_text("This page does not exist, or it belongs to another team.")
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
+    assert stage_in_database(opportunity) == Stage.DISCOVERING
+
+
 def test_cancelling_the_reason_dialog_puts_the_card_back(live_server, log_in):
     rep = RepFactory()
     opportunity = advance(OpportunityFactory(owner=rep), Stage.VALIDATING)
