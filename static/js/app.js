@@ -7,23 +7,26 @@ htmx.config.responseHandling = [
   { code: "...", swap: false, error: true },
 ];
 
-/* The opportunity page's move form asks for a reason, and why it is dead, only when the
-   chosen move needs them. Without JavaScript every field shows and the server decides. */
-function showReasonFields(form) {
-  var option = form.querySelector("select[name=stage]").selectedOptions[0];
+/* A move form (the page's, the board's dialog) asks for a reason, and why it is dead, only
+   when the chosen stage (an <option> or a checked radio, carrying data-needs-reason)
+   needs them. Without JavaScript every field shows and the server decides. */
+function showReasonFields(form, chosen) {
   var reason = form.querySelector(".reason-field");
   var dead = form.querySelector(".dead-field");
-  if (!option || !reason || !dead) return;
-  reason.hidden = option.dataset.needsReason !== "true";
+  if (!chosen || !reason || !dead) return;
+  reason.hidden = chosen.dataset.needsReason !== "true";
   reason.querySelector("textarea").required = !reason.hidden;
-  dead.hidden = option.value !== "dead";
+  dead.hidden = chosen.value !== "dead";
   dead.querySelector("select").required = !dead.hidden;
+}
+function showPageReasonFields(form) {
+  showReasonFields(form, form.querySelector("select[name=stage]").selectedOptions[0]);
 }
 document.addEventListener("change", function (event) {
   if (event.target.matches(".page-move-form select[name=stage]")) {
-    showReasonFields(event.target.form);
+    showPageReasonFields(event.target.form);
   }
 });
 document.addEventListener("DOMContentLoaded", function () {
-  document.querySelectorAll(".page-move-form").forEach(showReasonFields);
+  document.querySelectorAll(".page-move-form").forEach(showPageReasonFields);
 });

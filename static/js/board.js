@@ -43,13 +43,7 @@
 
   function updateReasonFields(root) {
     var checked = root.querySelector(".move-form input[name=stage]:checked");
-    var reason = root.querySelector(".reason-field");
-    var dead = root.querySelector(".dead-field");
-    if (!checked || !reason) return;
-    reason.hidden = checked.dataset.needsReason !== "true";
-    reason.querySelector("textarea").required = !reason.hidden;
-    dead.hidden = checked.value !== "dead";
-    dead.querySelector("select").required = !dead.hidden;
+    if (checked) showReasonFields(checked.form, checked); // app.js
   }
 
   function dropped(event) {
