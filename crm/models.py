@@ -8,9 +8,15 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.mail import send_mail
 from django.db import models, transaction
+from django.db.models import CharField, TextField
+from django.db.models.functions import Length
 from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
+
+# `text__length__lte=...` in check constraints: the database enforces every text's limit.
+CharField.register_lookup(Length)
+TextField.register_lookup(Length)
 
 
 class Role(models.TextChoices):
@@ -92,6 +98,12 @@ class User(AbstractUser):
     @property
     def is_manager(self) -> bool:
         return self.has_role(Role.MANAGER)
+
+    @property
+    def may_open_opportunities(self) -> bool:
+        """Reps and BDRs open their own, managers their team's; sales ops and people
+        without a role open none (whose, exactly: Opportunity.may_be_opened)."""
+        return self.is_superuser or self.is_rep or self.is_bdr or self.is_manager
 
     @cached_property
     def team_ids(self) -> frozenset[int]:
@@ -238,14 +250,16 @@ class Notification(models.Model):
         on_delete=models.PROTECT,
         related_name="notifications",
     )
-    subject = models.CharField(_("subject"), max_length=200)
-    body = models.TextField(_("message"))
+    # Room for the longest opportunity name (200) and the words around it in any language;
+    # send() shortens what would still not fit rather than fail the change it reports.
+    subject = models.CharField(_("subject"), max_length=400)
+    body = models.TextField(_("message"), max_length=10_000)
     link = models.CharField(_("link"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
     emailed_at = models.DateTimeField(_("e-mailed"), null=True, blank=True, db_index=True)
     attempts = models.PositiveSmallIntegerField(_("delivery attempts"), default=0)
-    last_error = models.TextField(_("last error"), blank=True)
+    last_error = models.TextField(_("last error"), max_length=2000, blank=True)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -259,11 +273,20 @@ class Notification(models.Model):
                          name="notification_unread"),
             models.Index(fields=["recipient", "-created_at"], name="notification_newest"),
         ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(body__length__lte=10_000),
+                                   name="notification_body_length"),
+            models.CheckConstraint(condition=models.Q(last_error__length__lte=2000),
+                                   name="notification_error_length"),
+        ]
 
     def __str__(self) -> str:
         return self.subject
 
     MAX_ATTEMPTS = 10
+    SUBJECT_LENGTH = 400
+    BODY_LENGTH = 10_000
+    ERROR_LENGTH = 2000
 
     def mark_read(self) -> None:
         """The first reading counts; opening it again changes nothing."""
@@ -280,7 +303,8 @@ class Notification(models.Model):
         for a row the worker could not see yet.
         """
         notification = cls.objects.create(
-            recipient=recipient, subject=subject, body=body, link=link
+            recipient=recipient, subject=one_line(subject, cls.SUBJECT_LENGTH),
+            body=shortened(body, cls.BODY_LENGTH), link=link,
         )
         from crm.tasks import deliver_notification
 
@@ -340,7 +364,7 @@ class Notification(models.Model):
             try:
                 sent = notification._email()
             except Exception as error:
-                notification.last_error = str(error)[:2000] or repr(error)
+                notification.last_error = shortened(str(error) or repr(error), cls.ERROR_LENGTH)
                 notification.save(update_fields=["attempts", "last_error"])
                 if notification.attempts >= cls.MAX_ATTEMPTS:
                     import logging
@@ -376,7 +400,10 @@ class Notification(models.Model):
         """Send the e-mail; False when the recipient has no address (nothing to retry)."""
         if not self.recipient.email:
             return False
-        send_mail(self.subject, self.email_body(), None, [self.recipient.email])
+        # One line however the row was written: a line break in a subject is refused by
+        # the mail library, and the e-mail would fail at every attempt.
+        send_mail(one_line(self.subject, self.SUBJECT_LENGTH), self.email_body(), None,
+                  [self.recipient.email])
         return True
 
     def email_body(self) -> str:
@@ -384,6 +411,16 @@ class Notification(models.Model):
         if not self.link:
             return self.body
         return f"{self.body}\n\n{settings.SITE_URL}{self.link}"
+
+
+def shortened(text: str, length: int) -> str:
+    """The text, cut to `length` characters with an ellipsis when it is longer."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def one_line(text: str, length: int) -> str:
+    """The text on one line (line breaks and runs of spaces become one space), shortened."""
+    return shortened(" ".join(text.split()), length)
 
 
 def enqueue_quietly(task, *args) -> None:

@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "crm.middleware.refuse_nul_characters",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -92,9 +93,25 @@ TEMPLATES = [
 # WAL mode with IMMEDIATE transactions so the web server and the Celery worker can both
 # write without "database is locked" errors in the middle of a transaction.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# PostgreSQL connections come from a pool in each process (psycopg's, through Django),
+# never one kept per thread: a server that starts a thread per request (runserver) would
+# otherwise keep a connection per thread it ever started, until PostgreSQL refuses more
+# clients. A process holds at most DATABASE_POOL_SIZE connections; a request beyond them
+# waits for one to come back. See docs/deployment.md for servers and sizes.
+DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "8"))
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django must not
+        # With a pool, this checks a connection as the pool hands it out: one the server
+        # dropped is replaced before a request gets it.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_SIZE,
+            # A request waits this long for a free connection before it fails.
+            "timeout": 20,
+        }
 else:
     DATABASES = {
         "default": {

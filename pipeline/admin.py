@@ -65,12 +65,15 @@ class OpportunityAdminForm(forms.ModelForm):
             return cleaned_data
         if not owner.is_active or not (owner.is_rep or owner.is_bdr):
             self.add_error("owner", gettext("Choose an active account executive or BDR."))
-        elif adding and not Opportunity(owner=owner).can_edit(self.acting_user):
+        elif adding and not Opportunity.may_be_opened(by=self.acting_user, owner=owner):
             self.add_error("owner", gettext(
                 "You may open opportunities for yourself, or for your team as its manager."
             ))
         elif not adding and not self.instance.can_change_owner(self.acting_user):
             self.add_error("owner", gettext("Only a manager reassigns an opportunity."))
+        elif not adding and not self.instance.may_be_handed_to(owner, by=self.acting_user):
+            self.add_error("owner", gettext(
+                "Choose an active account executive of a team you lead."))
         return cleaned_data
 
 
@@ -97,8 +100,7 @@ class OpportunityAdmin(RefusalsAsMessagesMixin, ProgressionModelAdmin):
         return super().get_queryset(request).visible_to(request.user)
 
     def has_add_permission(self, request) -> bool:
-        user = request.user
-        return user.is_superuser or user.is_rep or user.is_bdr or user.is_manager
+        return request.user.may_open_opportunities
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:

@@ -3,7 +3,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Account, Contact, Role, User, company_currency
+from crm.models import Account, Contact, Role, User, company_currency, fiscal_quarter_bounds
 from pipeline.models import Opportunity, OpportunityType
 from pipeline.process import CRITERIA, DeadReason, ForecastCategory, Stage
 
@@ -17,6 +17,12 @@ class OpportunityForm(forms.ModelForm):
         label=_("or a new account"), max_length=200, required=False,
         help_text=_("Creates the account when it does not exist yet."),
     )
+    # Editing only: the version the page was loaded at guards against lost edits.
+    version = forms.IntegerField(
+        required=False, min_value=1, widget=forms.HiddenInput,
+        error_messages={"invalid": _("This page is out of date: reload it and try again."),
+                        "min_value": _("This page is out of date: reload it and try again.")},
+    )
 
     field_order = ["account", "new_account_name"]
 
@@ -28,8 +34,13 @@ class OpportunityForm(forms.ModelForm):
         ]
         widgets = {"expected_close_date": DateInput, "next_step_date": DateInput}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, owners=None, **kwargs):
+        """`owners`: whom a new opportunity may be opened for, when that is a choice (a
+        manager's team); without, the user opens their own."""
         super().__init__(*args, **kwargs)
+        if owners is not None:
+            self.fields["owner"] = forms.ModelChoiceField(label=_("Owner"), queryset=owners)
+            self.order_fields(["account", "new_account_name", "owner"])
         self.fields["account"].queryset = Account.objects.filter(archived_at__isnull=True)
         self.fields["account"].required = False
         # Most deals are in the company currency; others are typed as their code.
@@ -38,6 +49,9 @@ class OpportunityForm(forms.ModelForm):
         if self.instance.pk:
             del self.fields["new_account_name"]
             self.fields["account"].disabled = True
+            self.fields["version"].initial = self.instance.version
+        else:
+            del self.fields["version"]
 
     def clean_currency(self):
         currency = self.cleaned_data["currency"].strip().upper()
@@ -141,6 +155,17 @@ class BoardFilterForm(forms.Form):
     def __init__(self, *args, owners, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = owners
+
+    def clean_quarter(self) -> str:
+        value = self.cleaned_data["quarter"]
+        if value:
+            year, quarter = value.split("-Q")
+            try:
+                fiscal_quarter_bounds(int(year), int(quarter))
+            except ValueError:  # beyond the calendar: year 0, or a quarter after 9999
+                raise forms.ValidationError(
+                    _("There is no quarter %s in the calendar.") % value) from None
+        return value
 
     def closing_quarter(self) -> tuple[int, int] | None:
         value = self.cleaned_data.get("quarter")

@@ -512,6 +512,10 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
               amount: Decimal, currency: str, expected_close_date: date,
               type: str = OpportunityType.NEW_BUSINESS, **details: Any) -> Opportunity:
         """Open a new opportunity in stage 1, owned by `owner`."""
+        if not cls.may_be_opened(by=by, owner=owner):
+            raise ChangeForbidden(
+                gettext("You may open opportunities for yourself, or for your team as its "
+                        "manager; %s cannot own one.") % owner)
         now = timezone.now()
         return cls.objects.create(
             account=account, owner=owner, name=name, source=source, type=type,
@@ -525,6 +529,29 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         self.refresh_from_db()
         for name in ("active_ticks", "prefetched_committee"):
             self.__dict__.pop(name, None)
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        """Django's own reload, safe while other threads work with opportunities.
+
+        django-fsm-2's version switches the stage's protection off on the field itself,
+        which every instance in every thread shares, while it reads: a reload finishing
+        in one thread switched it back on under a reload in another, which then failed
+        with "Direct stage modification is not allowed" after its change was saved. The
+        protection only refuses a stage this instance already holds, so the stage is
+        taken out of this instance alone for Django to set it again.
+        """
+        if fields is None:  # what Django reloads when given no fields, named
+            self._prefetched_objects_cache = {}
+            deferred = self.get_deferred_fields()
+            fields = [field.attname for field in self._meta.concrete_fields
+                      if field.attname not in deferred]
+        held = self.__dict__.pop("stage", None) if "stage" in fields else None
+        try:
+            models.Model.refresh_from_db(self, using, fields, from_queryset)
+        finally:
+            if held is not None:
+                self.__dict__.setdefault("stage", held)  # the read failed: keep it
+        self._update_initial_state()
 
     def _become(self, saved: Opportunity) -> None:
         """Take on the row as just saved through another instance, and the ticks and
@@ -724,6 +751,31 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
 
     def can_change_owner(self, user: User | None) -> bool:
         return user is None or user.is_superuser or self.is_managed_by(user)
+
+    def may_be_handed_to(self, new_owner: User, *, by: User | None) -> bool:
+        """May `by` make `new_owner` the owner? The app, the admin's form and its bulk
+        reassignment all ask this: a team's manager (or a superuser) hands it to an active
+        account executive, or while in stage 1 or dead to a BDR, of a team they lead."""
+        if not self.can_change_owner(by) or not new_owner.is_active:
+            return False
+        may_own = new_owner.is_rep or (
+            new_owner.is_bdr and self.stage in (Stage.IDENTIFYING, Stage.DEAD))
+        if by is None or by.is_superuser:
+            return may_own
+        return may_own and new_owner.team_id in by.team_ids
+
+    @staticmethod
+    def may_be_opened(*, by: User | None, owner: User) -> bool:
+        """May `by` open an opportunity owned by `owner`? Reps and BDRs open their own; a
+        manager opens them for the reps and BDRs of a team they lead; sales ops and people
+        without a role open none (process.md, Roles)."""
+        if not owner.is_active or not (owner.is_rep or owner.is_bdr):
+            return False
+        if by is not None and not by.may_open_opportunities:
+            return False
+        if by is None or by.is_superuser or by.pk == owner.pk:
+            return True
+        return by.is_manager and owner.team_id in by.team_ids
 
     # --- the state machine (django-fsm); only move_to calls these ---
 
@@ -1139,6 +1191,10 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             if new_owner is not None and new_owner.pk != locked.owner_id:
                 if not locked.can_change_owner(by):
                     raise ChangeForbidden(gettext("Only a manager reassigns an opportunity."))
+                if not locked.may_be_handed_to(new_owner, by=by):
+                    raise ChangeForbidden(
+                        gettext("%s cannot take it over: choose an active account executive "
+                                "of your team.") % new_owner)
                 Notification.send_in_their_language(
                     new_owner,
                     lambda: (

@@ -1,24 +1,45 @@
+import logging
+from collections.abc import Callable, Iterable
+
 from celery import shared_task
 from django.utils import timezone
 
 from pipeline.models import Opportunity
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
 def park_overdue_opportunities() -> int:
     """Park every opportunity past its stage deadline; safe to run twice at once."""
     now = timezone.now()
-    parked = 0
-    for pk in Opportunity.objects.due_for_parking(now).values_list("pk", flat=True).iterator():
-        parked += Opportunity.park_if_still_overdue(pk, now)
-    return parked
+    due = Opportunity.objects.due_for_parking(now).values_list("pk", flat=True)
+    return each_opportunity(list(due), lambda pk: Opportunity.park_if_still_overdue(pk, now),
+                            doing="parking")
 
 
 @shared_task
 def warn_owners_of_deadlines() -> int:
     """Warn each owner once before their opportunity's stage deadline; safe to rerun."""
     now = timezone.now()
-    warned = 0
-    for pk in Opportunity.objects.due_for_warning(now).values_list("pk", flat=True).iterator():
-        warned += Opportunity.warn_if_still_due(pk, now)
-    return warned
+    due = Opportunity.objects.due_for_warning(now).values_list("pk", flat=True)
+    return each_opportunity(list(due), lambda pk: Opportunity.warn_if_still_due(pk, now),
+                            doing="warning the owner of")
+
+
+def each_opportunity(pks: Iterable[int], handle: Callable[[int], bool], *, doing: str) -> int:
+    """Handle every opportunity, one transaction each; how many were handled.
+
+    One row that fails is logged with its id and left for the next run: it must not
+    keep every other overdue opportunity from being parked or warned about.
+    """
+    handled = failed = 0
+    for pk in pks:
+        try:
+            handled += handle(pk)
+        except Exception:
+            failed += 1
+            logger.exception("Failed %s opportunity %s; the next run tries again", doing, pk)
+    if failed:
+        logger.error("Failed %s %d opportunities; %d done", doing, failed, handled)
+    return handled

@@ -184,25 +184,48 @@ def opportunity_detail(request, pk: int) -> TemplateResponse:
 
 @login_required
 def opportunity_create(request) -> TemplateResponse:
-    form = OpportunityForm(request.POST or None, initial={"account": request.GET.get("account")})
+    user = request.user
+    if not user.may_open_opportunities:
+        return TemplateResponse(request, "pipeline/opportunity_form.html", {
+            "refusal": ChangeForbidden(_("Account executives, BDRs and managers open "
+                                         "opportunities; your role does not.")),
+        }, status=403)
+    form = OpportunityForm(request.POST or None, initial={"account": request.GET.get("account")},
+                           owners=owners_to_open_for(user))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        with transaction.atomic():
-            account = data["account"] or Account.objects.create(
-                name=data["new_account_name"].strip()
-            )
-            details = {k: data[k] for k in ("next_step", "next_step_date")}
-            opportunity = Opportunity.start(
-                account=account, owner=request.user, by=request.user, name=data["name"],
-                type=data["type"], source=data["source"], amount=data["amount"],
-                currency=data["currency"], expected_close_date=data["expected_close_date"],
-                **details,
-            )
+        try:
+            with transaction.atomic():
+                account = data["account"] or Account.objects.create(
+                    name=data["new_account_name"].strip()
+                )
+                details = {k: data[k] for k in ("next_step", "next_step_date")}
+                opportunity = Opportunity.start(
+                    account=account, owner=data.get("owner", user), by=user,
+                    name=data["name"], type=data["type"], source=data["source"],
+                    amount=data["amount"], currency=data["currency"],
+                    expected_close_date=data["expected_close_date"], **details,
+                )
+        except ChangeRefused as refusal:
+            return TemplateResponse(request, "pipeline/opportunity_form.html",
+                                    {"form": form, "refusal": refusal},
+                                    status=refusal.status_code)
         messages.success(request, _("Opportunity “%s” created.") % opportunity.name)
         return HttpResponseRedirect(opportunity.get_absolute_url())
     status = 400 if request.method == "POST" else 200
     return TemplateResponse(request, "pipeline/opportunity_form.html", {"form": form},
                             status=status)
+
+
+def owners_to_open_for(user: User):
+    """Whom a manager (or a superuser) may open an opportunity for; None for reps and
+    BDRs, who open their own."""
+    if not (user.is_superuser or user.is_manager):
+        return None
+    owners = User.objects.filter(is_active=True, groups__name__in=[Role.REP, Role.BDR])
+    if not user.is_superuser:
+        owners = owners.filter(team_id__in=user.team_ids)
+    return owners.distinct().order_by("first_name", "last_name", "username")
 
 
 @login_required
@@ -218,9 +241,12 @@ def opportunity_edit(request, pk: int) -> TemplateResponse:
                    if name in Opportunity.EDITABLE_FIELDS}
         try:
             opportunity.update_details(by=request.user, via=Via.PAGE,
-                                       expected_version=request.POST.get("version"),
-                                       **changes)
+                                       expected_version=posted_version(form), **changes)
         except ChangeRefused as refusal:
+            if isinstance(refusal, Conflict):
+                # The user has read who changed it: saving again is a deliberate overwrite.
+                form.data = form.data.copy()
+                form.data["version"] = refusal.opportunity.version
             context["refusal"] = refusal
             return TemplateResponse(request, "pipeline/opportunity_form.html", context,
                                     status=refusal.status_code)
@@ -566,7 +592,7 @@ def board(request) -> TemplateResponse:
         "columns": board_columns(request, opportunities, board_stages(filters)),
         "query_string": request.GET.urlencode(),
         "quarters": fiscal_quarters_around(timezone.localdate(), before=2, after=4),
-    })
+    }, status=400 if filters.errors else 200)
 
 
 @login_required
@@ -581,6 +607,8 @@ def board_column(request, stage: str) -> TemplateResponse:
     except ValueError:
         return column_error(request, _("Those cards cannot be found."))
     filters = board_filters(request, request.GET)
+    if filters.errors:
+        return column_error(request, _("Those filters are not valid; reload the board."))
     opportunities = board_opportunities(request, filters).filter(stage=stage)
     size = settings.BOARD_COLUMN_SIZE
     # One card more than shown tells whether there are more still.

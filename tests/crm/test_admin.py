@@ -19,6 +19,7 @@ from django.utils import timezone
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
 from forecasting.models import Target
 from pipeline.models import (
+    ChangeForbidden,
     CommitteeMember,
     CriterionTick,
     DeadlineExtension,
@@ -361,6 +362,34 @@ def test_a_rep_cannot_reassign_their_opportunity_in_the_admin(client, rep):
     assert response.context["adminform"].form.errors["owner"]
     opportunity.refresh_from_db()
     assert opportunity.owner == rep
+
+
+def test_a_manager_cannot_hand_their_teams_deal_to_another_teams_rep_in_the_form(
+        client, manager, rep):
+    """The same rule as the bulk reassignment: only to a rep of a team they lead."""
+    opportunity = OpportunityFactory(owner=rep)
+    outsider = RepFactory(is_staff=True)
+    teammate = RepFactory(team=manager.team)
+    logged_in(client, manager)
+
+    refused = client.post(admin_url(Opportunity, "change", opportunity.pk),
+                          opportunity_form(opportunity, owner=outsider.pk))
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["owner"] == [
+        "Choose an active account executive of a team you lead."]
+    assert Opportunity.objects.get(pk=opportunity.pk).owner == rep
+
+    handed = client.post(admin_url(Opportunity, "change", opportunity.pk),
+                         opportunity_form(opportunity, owner=teammate.pk))
+    assert handed.status_code == 302
+    assert Opportunity.objects.get(pk=opportunity.pk).owner == teammate
+
+
+def test_no_door_hands_a_deal_to_another_teams_rep(manager, rep):
+    opportunity = OpportunityFactory(owner=rep)
+    with pytest.raises(ChangeForbidden, match="cannot take it over"):
+        opportunity.update_details(owner=RepFactory(), by=manager)
+    assert not FieldChange.objects.exists()
 
 
 def test_a_rep_sees_their_teams_opportunities_and_edits_only_their_own(client, rep):

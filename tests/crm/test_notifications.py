@@ -135,6 +135,34 @@ def test_entering_pending_notifies_every_active_sales_ops_member_and_nobody_else
     }
 
 
+def test_a_deal_with_the_longest_name_moves_and_reaches_pending_in_german(postgresql):
+    """The longest name the form allows, in the language with the longest words around it:
+    the move and its notifications are saved, nothing is cut from the name."""
+    team = a_team_with_an_opportunity_ready_to_leave_identifying()
+    name = "Konzernweite Einführung " + "x" * 176
+    Opportunity.objects.filter(pk=team.opportunity.pk).update(name=name)
+    team.opportunity.reload()
+    User.objects.filter(pk=team.rep.pk).update(language="de")
+    SalesOpsFactory(language="de")
+
+    move_by_manager(team)
+    advance(team.opportunity, Stage.PENDING)
+
+    assert Opportunity.objects.get(pk=team.opportunity.pk).stage == Stage.PENDING
+    subjects = list(Notification.objects.values_list("subject", flat=True))
+    assert len(subjects) == 2 and all(subject.startswith(name) for subject in subjects)
+
+
+def test_a_subject_with_line_breaks_is_sent_on_one_line(team):
+    """A name stored before line breaks were refused must not make its e-mails fail."""
+    notification = Notification.send(team.rep, "Rollout\r\nBcc: everyone moved", "Body")
+    Notification.objects.filter(pk=notification.pk).update(subject="Rollout\nphase 2 moved")
+
+    assert notification.subject == "Rollout Bcc: everyone moved"
+    assert Notification.deliver(notification.pk) is True
+    assert mail.outbox[0].subject == "Rollout phase 2 moved"
+
+
 def test_a_new_owner_is_notified(team):
     new_owner = RepFactory(team=team.rep.team)
 

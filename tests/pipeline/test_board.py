@@ -202,6 +202,35 @@ def test_filters_live_in_the_url(client, team):
     assert shown("category=pipeline") == set()
 
 
+@pytest.mark.parametrize("quarter", ["0000-Q1", "9999-Q4"])
+def test_a_quarter_beyond_the_calendar_is_refused_with_a_message(client, team, quarter):
+    manager, reps = team
+    client.force_login(manager)
+
+    board = client.get(f"/board/?quarter={quarter}")
+    column = client.get(f"/board/columns/discovering/?quarter={quarter}",
+                        HTTP_HX_REQUEST="true")
+
+    assert board.status_code == 400
+    assert f"There is no quarter {quarter} in the calendar." in board.content.decode()
+    assert column.status_code == 400
+    assert "Those filters are not valid" in column.content.decode()
+
+
+def test_a_move_sent_with_a_bad_filter_is_saved_and_its_card_stays(client, team):
+    manager, reps = team
+    opportunity = OpportunityFactory(owner=reps[0])
+    satisfy_gate(opportunity)
+    client.force_login(reps[0])
+
+    response = board_move(client, opportunity, "discovering", filters="?quarter=9999-Q4")
+
+    assert response.status_code == 200
+    assert json.loads(response["HX-Trigger-After-Settle"])["boardMoved"] == {
+        "id": opportunity.pk, "stage": "discovering", "shown": True}
+    assert Opportunity.objects.get(pk=opportunity.pk).stage == Stage.DISCOVERING
+
+
 def test_the_closing_quarter_filter_suggests_the_quarters_around_today(client, team):
     manager, reps = team
     client.force_login(reps[0])

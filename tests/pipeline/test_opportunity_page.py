@@ -13,10 +13,13 @@ from pipeline.models import FieldChange, Opportunity, Via
 from pipeline.process import Stage
 from tests.factories import (
     AccountFactory,
+    BdrFactory,
     ContactFactory,
     ManagerFactory,
     OpportunityFactory,
     RepFactory,
+    SalesOpsFactory,
+    UserFactory,
     advance,
 )
 
@@ -42,6 +45,46 @@ def test_a_rep_creates_an_opportunity_with_a_new_account(client):
     assert (opportunity.owner, opportunity.stage, opportunity.currency) == (
         rep, Stage.IDENTIFYING, "EUR")
     assert opportunity.amount_at_stage_entry == Decimal("48000")
+
+
+@pytest.mark.parametrize("role", ["sales_ops", "none"])
+def test_sales_ops_and_people_without_a_role_cannot_open_opportunities(client, role):
+    user = SalesOpsFactory() if role == "sales_ops" else UserFactory()
+    account = AccountFactory()
+    client.force_login(user)
+
+    form = client.get("/opportunities/new/")
+    posted = client.post("/opportunities/new/", form_data(account=account.pk))
+
+    assert (form.status_code, posted.status_code) == (403, 403)
+    assert "your role does not" in posted.content.decode()
+    assert not Opportunity.objects.exists()
+    assert 'href="/opportunities/new/' not in client.get(f"/accounts/{account.pk}/").content.decode()
+
+
+def test_a_bdr_opens_an_opportunity_of_their_own(client):
+    bdr = BdrFactory()
+    client.force_login(bdr)
+    client.post("/opportunities/new/", form_data(new_account_name="Nordbank AG", owner=99))
+    assert Opportunity.objects.get().owner == bdr
+
+
+def test_a_manager_opens_an_opportunity_for_a_rep_of_their_team_only(client):
+    manager = ManagerFactory()
+    rep = RepFactory(team=manager.team)
+    outsider = RepFactory()
+    client.force_login(manager)
+    assert f'<option value="{outsider.pk}"' not in client.get("/opportunities/new/").content.decode()
+
+    refused = client.post("/opportunities/new/", form_data(new_account_name="Nordbank AG",
+                                                           owner=outsider.pk))
+    opened = client.post("/opportunities/new/", form_data(new_account_name="Nordbank AG",
+                                                          owner=rep.pk))
+
+    assert refused.status_code == 400
+    assert opened.status_code == 302
+    opportunity = Opportunity.objects.get()
+    assert (opportunity.owner, opportunity.changed_by) == (rep, manager)
 
 
 @override_settings(COMPANY_CURRENCY="CHF")
@@ -124,6 +167,46 @@ def test_editing_a_stale_page_is_refused_and_says_who_changed_it(client):
     assert str(manager) in response.content.decode()
     opportunity.refresh_from_db()
     assert opportunity.amount == Decimal("50000.00")
+
+
+@pytest.mark.parametrize("version", ["abc", "", "1.5", "1e3", "0", ["1", "2"]])
+def test_an_edit_with_a_version_that_is_not_one_is_refused_or_ignored_never_an_error(
+        client, version):
+    opportunity = OpportunityFactory()
+    client.force_login(opportunity.owner)
+
+    response = client.post(f"/opportunities/{opportunity.pk}/edit/", form_data(
+        name=opportunity.name, amount="70000", version=version))
+
+    stored = Opportunity.objects.get(pk=opportunity.pk)
+    if version == "":  # no version at all: saved without the staleness check
+        assert response.status_code == 302
+        assert stored.amount == Decimal("70000")
+    elif version == ["1", "2"]:  # the last one counts, as everywhere in Django
+        assert response.status_code == 409
+        assert stored.amount == Decimal("50000.00")
+    else:
+        assert response.status_code == 400
+        assert "This page is out of date: reload it and try again." in (
+            response.content.decode())
+        assert (stored.amount, stored.version) == (Decimal("50000.00"), opportunity.version)
+
+
+def test_after_a_conflict_saving_again_overwrites_deliberately(client):
+    opportunity = OpportunityFactory()
+    manager = ManagerFactory(team=opportunity.owner.team)
+    stale = opportunity.version
+    opportunity.update_details(by=manager, next_step="Call the CFO")
+    client.force_login(opportunity.owner)
+    response = client.post(f"/opportunities/{opportunity.pk}/edit/", form_data(
+        name=opportunity.name, amount="1", version=stale))
+    assert f'name="version" value="{stale + 1}"' in response.content.decode()
+
+    again = client.post(f"/opportunities/{opportunity.pk}/edit/", form_data(
+        name=opportunity.name, amount="1", version=stale + 1))
+
+    assert again.status_code == 302
+    assert Opportunity.objects.get(pk=opportunity.pk).amount == Decimal("1")
 
 
 def test_the_page_shows_criteria_committee_history_and_time_left(client):

@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from pipeline.models import Opportunity, StageChange, Via
@@ -83,6 +84,65 @@ def test_an_extension_granted_in_time_saves_it():
     assert park_overdue_opportunities() == 0
 
 
+
+LONGEST_NAME = "Group-wide rollout " + "x" * 181  # the 200 characters the form allows
+
+
+def refuse_writes_for(table: str, column: str, value: int) -> None:
+    """Make PostgreSQL refuse inserts into `table` where `column` is `value`: a row that
+    fails for a reason of its own. Undone with the test's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_for_the_test() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused for the test'; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER refuse_for_the_test BEFORE INSERT ON {table} FOR EACH ROW "
+            f"WHEN (NEW.{column} = %s) EXECUTE FUNCTION refuse_for_the_test()", [value]
+        )
+
+
+def test_a_deal_with_the_longest_name_is_parked_and_its_owner_told(postgresql):
+    opportunity = overdue_in_discovering()
+    Opportunity.objects.filter(pk=opportunity.pk).update(name=LONGEST_NAME)
+
+    assert park_overdue_opportunities() == 1
+
+    assert Opportunity.objects.get(pk=opportunity.pk).stage == Stage.DEAD
+    [notice] = opportunity.owner.notifications.all()
+    assert notice.subject.startswith(LONGEST_NAME)
+
+
+def test_one_opportunity_that_cannot_be_parked_does_not_stop_the_sweep(postgresql, caplog):
+    failing, *others = [overdue_in_discovering() for _ in range(3)]
+    refuse_writes_for("pipeline_stagechange", "opportunity_id", failing.pk)
+
+    assert park_overdue_opportunities() == 2
+
+    assert [Opportunity.objects.get(pk=o.pk).stage for o in others] == [Stage.DEAD] * 2
+    stuck = Opportunity.objects.get(pk=failing.pk)
+    assert (stuck.stage, stuck.stage_deadline) == (Stage.DISCOVERING, failing.stage_deadline)
+    assert f"opportunity {failing.pk}" in caplog.text
+    assert "Failed parking 1 opportunities; 2 done" in caplog.text
+
+
+def test_one_owner_who_cannot_be_warned_does_not_stop_the_warnings(postgresql, caplog):
+    failing, *others = [deadline_in(days=3) for _ in range(3)]
+    refuse_writes_for("crm_notification", "recipient_id", failing.owner_id)
+
+    assert warn_owners_of_deadlines() == 2
+
+    assert all(o.owner.notifications.filter(subject__contains="about to time out").exists()
+               for o in others)
+    assert Opportunity.objects.get(pk=failing.pk).deadline_warned_at is None
+    assert f"opportunity {failing.pk}" in caplog.text
+
+
+def test_the_owner_of_the_longest_name_is_warned(postgresql):
+    soon = deadline_in(days=3)
+    Opportunity.objects.filter(pk=soon.pk).update(name=LONGEST_NAME)
+    assert warn_owners_of_deadlines() == 1
+    assert soon.owner.notifications.get().subject.startswith(LONGEST_NAME)
 
 
 def deadline_in(days: float) -> Opportunity:
