@@ -10,8 +10,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Count
 from django.http import HttpResponseRedirect
@@ -62,6 +64,30 @@ class ProgressionModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.get_autocomplete_fields(request):
+            kwargs.setdefault("widget", TolerantAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class TolerantAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete widget, which shows a form sent back with an error.
+
+    It looks the submitted value up to show it, and a value that is no id ("?account=abc",
+    or a tampered form) made the page fail instead of showing the field's error.
+    """
+
+    def optgroups(self, name, value, attr=None):
+        return super().optgroups(name, [one for one in value if self.is_an_id(one)], attr)
+
+    def is_an_id(self, value) -> bool:
+        try:
+            self.field.target_field.to_python(value)
+        except ValidationError:
+            return False
+        return True
 
 
 class HistoryAdmin(ProgressionModelAdmin):
@@ -363,10 +389,7 @@ class ContactAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
 
 class ExchangeRateForm(forms.ModelForm):
     def clean_currency(self) -> str:
-        currency = self.cleaned_data["currency"].strip().upper()
-        if len(currency) != 3 or not currency.isalpha():
-            raise forms.ValidationError(gettext("Use the three-letter ISO code, e.g. USD."))
-        return currency
+        return self.cleaned_data["currency"].strip().upper()  # the model checks the code
 
 
 @admin.register(ExchangeRate)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import models, transaction
 from django.db.models import CharField, TextField
@@ -14,9 +16,28 @@ from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from crm.currencies import ISO_4217
+
 # `text__length__lte=...` in check constraints: the database enforces every text's limit.
 CharField.register_lookup(Length)
 TextField.register_lookup(Length)
+
+
+
+def validate_single_line(value: str) -> None:
+    """Refuse line breaks, tabs and other control characters where one line of text is
+    meant: a name with a line break made every e-mail about its deal fail."""
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        raise ValidationError(
+            _("Write this on one line, without line breaks or other control characters."),
+            code="control_characters",
+        )
+
+
+def validate_currency_code(value: str) -> None:
+    if value not in ISO_4217:
+        raise ValidationError(_("“%(code)s” is not an ISO 4217 currency code such as EUR."),
+                              code="currency", params={"code": value})
 
 
 class Role(models.TextChoices):
@@ -31,7 +52,8 @@ class Role(models.TextChoices):
 class Team(models.Model):
     """A manager's team of account executives and BDRs."""
 
-    name = models.CharField(_("name"), max_length=100, unique=True)
+    name = models.CharField(_("name"), max_length=100, unique=True,
+                            validators=[validate_single_line])
     manager = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("manager"),
@@ -117,9 +139,10 @@ class User(AbstractUser):
 class Account(models.Model):
     """A customer company."""
 
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
     website = models.URLField(_("website"), blank=True)
-    industry = models.CharField(_("industry"), max_length=100, blank=True)
+    industry = models.CharField(_("industry"), max_length=100, blank=True,
+                                validators=[validate_single_line])
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
 
@@ -143,11 +166,15 @@ class Contact(models.Model):
     account = models.ForeignKey(
         Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="contacts"
     )
-    first_name = models.CharField(_("first name"), max_length=100)
-    last_name = models.CharField(_("last name"), max_length=100)
-    title = models.CharField(_("job title"), max_length=150, blank=True)
+    first_name = models.CharField(_("first name"), max_length=100,
+                                  validators=[validate_single_line])
+    last_name = models.CharField(_("last name"), max_length=100,
+                                 validators=[validate_single_line])
+    title = models.CharField(_("job title"), max_length=150, blank=True,
+                             validators=[validate_single_line])
     email = models.EmailField(_("e-mail"), blank=True)
-    phone = models.CharField(_("phone"), max_length=50, blank=True)
+    phone = models.CharField(_("phone"), max_length=50, blank=True,
+                             validators=[validate_single_line])
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
 
     class Meta:
@@ -175,7 +202,8 @@ class ExchangeRate(models.Model):
     leave it out and say so.
     """
 
-    currency = models.CharField(_("currency"), max_length=3, unique=True)
+    currency = models.CharField(_("currency"), max_length=3, unique=True,
+                                validators=[validate_currency_code])
     rate = models.DecimalField(
         _("rate to the company currency"), max_digits=18, decimal_places=8
     )
@@ -198,6 +226,18 @@ class ExchangeRate(models.Model):
 
     def __str__(self) -> str:
         return f"1 {self.currency} = {self.rate} {company_currency()}"
+
+    @classmethod
+    def validate_usable(cls, currency: str) -> None:
+        """Refuse a currency no total could convert: a deal is written in the company
+        currency or in an ISO 4217 currency sales ops keep a rate for."""
+        validate_currency_code(currency)
+        if currency != company_currency() and not cls.objects.filter(currency=currency).exists():
+            raise ValidationError(
+                _("There is no exchange rate for %(code)s: use %(company)s, or ask sales ops "
+                  "to add the rate first."),
+                code="no_rate", params={"code": currency, "company": company_currency()},
+            )
 
 
 def fiscal_quarter(day: date) -> tuple[int, int]:

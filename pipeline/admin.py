@@ -20,7 +20,7 @@ from crm.admin import (
     RefusalsAsMessagesMixin,
     SalesOpsConfigurationAdmin,
 )
-from crm.models import Account, User
+from crm.models import Account, ExchangeRate, User
 from pipeline.models import (
     CommitteeMember,
     CriterionTick,
@@ -55,7 +55,10 @@ class OpportunityAdminForm(forms.ModelForm):
             self.fields["account"].queryset = Account.objects.filter(archived_at__isnull=True)
 
     def clean_currency(self) -> str:
-        return self.cleaned_data["currency"].strip().upper()
+        currency = self.cleaned_data["currency"].strip().upper()
+        if currency != self.instance.currency:  # a deal kept from before may keep its own
+            ExchangeRate.validate_usable(currency)
+        return currency
 
     def clean(self):
         cleaned_data = super().clean()

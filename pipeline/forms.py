@@ -3,8 +3,17 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Account, Contact, Role, User, company_currency, fiscal_quarter_bounds
-from pipeline.models import Opportunity, OpportunityType
+from crm.models import (
+    Account,
+    Contact,
+    ExchangeRate,
+    Role,
+    User,
+    company_currency,
+    fiscal_quarter_bounds,
+    validate_single_line,
+)
+from pipeline.models import TEXT_LENGTH, Opportunity, OpportunityType
 from pipeline.process import CRITERIA, DeadReason, ForecastCategory, Stage
 
 
@@ -15,6 +24,7 @@ class DateInput(forms.DateInput):
 class OpportunityForm(forms.ModelForm):
     new_account_name = forms.CharField(
         label=_("or a new account"), max_length=200, required=False,
+        validators=[validate_single_line],
         help_text=_("Creates the account when it does not exist yet."),
     )
     # Editing only: the version the page was loaded at guards against lost edits.
@@ -57,6 +67,8 @@ class OpportunityForm(forms.ModelForm):
         currency = self.cleaned_data["currency"].strip().upper()
         if len(currency) != 3 or not currency.isalpha():
             raise forms.ValidationError(_("Use a three-letter currency code such as EUR."))
+        if currency != self.instance.currency:  # a deal kept from before may keep its own
+            ExchangeRate.validate_usable(currency)
         return currency
 
     def clean_amount(self):
@@ -77,8 +89,8 @@ class OpportunityForm(forms.ModelForm):
 class MoveForm(forms.Form):
     stage = forms.ChoiceField(label=_("Move to"), choices=Stage.choices)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    reason = forms.CharField(label=_("Reason"), required=False, widget=forms.Textarea(
-        attrs={"rows": 2}))
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=TEXT_LENGTH,
+                             widget=forms.Textarea(attrs={"rows": 2}))
     dead_reason = forms.ChoiceField(
         label=_("Why is it dead?"), required=False,
         choices=[("", "—"), *DeadReason.choices],
@@ -92,7 +104,7 @@ class MoveForm(forms.Form):
 
 class TickForm(forms.Form):
     criterion = forms.ChoiceField(choices=[(key, c.label) for key, c in CRITERIA.items()])
-    note = forms.CharField(label=_("Evidence"), max_length=2000, required=False)
+    note = forms.CharField(label=_("Evidence"), max_length=TEXT_LENGTH, required=False)
     not_required = forms.BooleanField(label=_("Not required"), required=False)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -101,9 +113,11 @@ class ContactChoiceForm(forms.Form):
     """Pick a contact of the opportunity's account, or add a new one by name."""
 
     contact = forms.ModelChoiceField(queryset=Contact.objects.none(), required=False)
-    first_name = forms.CharField(max_length=100, required=False)
-    last_name = forms.CharField(max_length=100, required=False)
-    title = forms.CharField(max_length=150, required=False)
+    first_name = forms.CharField(max_length=100, required=False,
+                                 validators=[validate_single_line])
+    last_name = forms.CharField(max_length=100, required=False,
+                                validators=[validate_single_line])
+    title = forms.CharField(max_length=150, required=False, validators=[validate_single_line])
     confirmed_on = forms.DateField(required=False, widget=DateInput)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -123,7 +137,8 @@ class ContactChoiceForm(forms.Form):
 
 class ExtensionForm(forms.Form):
     days = forms.IntegerField(label=_("Extra days"), min_value=1, max_value=90)
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(label=_("Reason"), max_length=TEXT_LENGTH,
+                             widget=forms.Textarea(attrs={"rows": 2}))
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 

@@ -25,6 +25,8 @@ from crm.models import (
     User,
     company_currency,
     fiscal_quarter_bounds,
+    validate_currency_code,
+    validate_single_line,
 )
 from pipeline.process import (
     CRITERIA,
@@ -68,6 +70,10 @@ class Source(models.TextChoices):
     OUTBOUND = "outbound", _("Outbound")
     EXISTING_CUSTOMER = "existing_customer", _("Existing customer")
     PARTNER = "partner", _("Partner")
+
+
+# Reasons, notes and evidence: room for a few paragraphs, not for a pasted document.
+TEXT_LENGTH = 2000
 
 
 # --- Refusals: every one carries a message a person can act on, and changes nothing. ---
@@ -427,16 +433,18 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.PROTECT,
         related_name="opportunities",
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
     type = models.CharField(
         _("type"), max_length=20, choices=OpportunityType.choices,
         default=OpportunityType.NEW_BUSINESS,
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
-    currency = models.CharField(_("currency"), max_length=3)
+    currency = models.CharField(_("currency"), max_length=3,
+                                validators=[validate_currency_code])
     expected_close_date = models.DateField(_("expected close date"))
-    next_step = models.CharField(_("next step"), max_length=300, blank=True)
+    next_step = models.CharField(_("next step"), max_length=300, blank=True,
+                                 validators=[validate_single_line])
     next_step_date = models.DateField(_("next step date"), null=True, blank=True)
 
     stage = FSMField(
@@ -462,7 +470,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
     dead_reason = models.CharField(
         _("dead reason"), max_length=20, choices=DeadReason.choices, blank=True
     )
-    dead_note = models.TextField(_("dead note"), blank=True)
+    dead_note = models.TextField(_("dead note"), max_length=TEXT_LENGTH, blank=True)
     deadline_warned_at = models.DateTimeField(_("owner warned of the deadline"), null=True,
                                               blank=True)
 
@@ -499,6 +507,8 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="opportunity_amount"),
+            models.CheckConstraint(condition=Q(dead_note__length__lte=TEXT_LENGTH),
+                                   name="opportunity_dead_note_length"),
         ]
 
     def __str__(self) -> str:
@@ -837,7 +847,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
             target = Stage(target)
         except ValueError:
             raise InvalidChange(gettext("There is no stage “%s”.") % target) from None
-        reason = (reason or "").strip()
+        reason = within_limit((reason or "").strip(), gettext("The reason"))
         now = now or timezone.now()
         with transaction.atomic():
             locked = self._lock(expected_version, by)
@@ -1250,7 +1260,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
         if criterion is None or criterion.kind != CriterionKind.TICKED:
             raise InvalidChange(gettext("“%s” is not a criterion a person ticks.")
                                 % criterion_key)
-        note = (note or "").strip()
+        note = within_limit((note or "").strip(), gettext("The evidence"))
         if not note:
             raise InvalidChange(gettext("Add the evidence (or why it is not required)."))
         if not_required and not criterion.may_be_not_required:
@@ -1361,7 +1371,7 @@ class Opportunity(ConcurrentTransitionMixin, models.Model):
     def grant_extension(self, days: int, *, by: User, reason: str,
                         expected_version: int | None = None) -> DeadlineExtension:
         """A manager gives the opportunity more time in its stage, with a reason."""
-        reason = (reason or "").strip()
+        reason = within_limit((reason or "").strip(), gettext("The reason"))
         if not reason:
             raise InvalidChange(gettext("Say why the opportunity gets more time."))
         if not 1 <= int(days) <= DeadlineExtension.MAX_DAYS:
@@ -1432,6 +1442,14 @@ def _still_relied_on(contact: Contact, visible: OpportunityQuerySet) -> str:
                    ) % {"contact": contact, "names": shown}
 
 
+def within_limit(text: str, what: str) -> str:
+    """The text, or a refusal saying how long it may be (TEXT_LENGTH)."""
+    if len(text) > TEXT_LENGTH:
+        raise InvalidChange(gettext("%(what)s has %(length)d characters; at most %(limit)d fit.")
+                            % {"what": what, "length": len(text), "limit": TEXT_LENGTH})
+    return text
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, models.Model):
         return f"{value.pk}:{value}"
@@ -1498,7 +1516,7 @@ class CriterionTick(models.Model):
                                  choices=[(k, c.label) for k, c in CRITERIA.items()])
     state = models.CharField(_("state"), max_length=20, choices=State.choices,
                              default=State.MET)
-    note = models.TextField(_("evidence"))
+    note = models.TextField(_("evidence"), max_length=TEXT_LENGTH)
     ticked_at = models.DateTimeField(_("ticked"), default=timezone.now)
     ticked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("ticked by"), on_delete=models.PROTECT,
@@ -1518,7 +1536,9 @@ class CriterionTick(models.Model):
             models.UniqueConstraint(
                 fields=["opportunity", "criterion"], condition=Q(revoked_at__isnull=True),
                 name="criterion_ticked_once",
-            )
+            ),
+            models.CheckConstraint(condition=Q(note__length__lte=TEXT_LENGTH),
+                                   name="criterion_tick_note_length"),
         ]
 
     def __str__(self) -> str:
@@ -1541,7 +1561,7 @@ class StageChange(models.Model):
         null=True, blank=True, related_name="+",
     )
     via = models.CharField(_("via"), max_length=20, choices=Via.choices)
-    reason = models.TextField(_("reason"), blank=True)
+    reason = models.TextField(_("reason"), max_length=TEXT_LENGTH, blank=True)
     dead_reason = models.CharField(_("dead reason"), max_length=20,
                                    choices=DeadReason.choices, blank=True)
     handed_to = models.ForeignKey(
@@ -1556,6 +1576,10 @@ class StageChange(models.Model):
         verbose_name_plural = _("stage changes")
         ordering = ["changed_at", "pk"]
         indexes = [models.Index(fields=["opportunity", "changed_at"], name="stage_change_opp")]
+        constraints = [
+            models.CheckConstraint(condition=Q(reason__length__lte=TEXT_LENGTH),
+                                   name="stage_change_reason_length"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_from_stage_display()} → {self.get_to_stage_display()}"
@@ -1631,7 +1655,7 @@ class DeadlineExtension(models.Model):
     )
     stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices)
     days = models.PositiveSmallIntegerField(_("days"))
-    reason = models.TextField(_("reason"))
+    reason = models.TextField(_("reason"), max_length=TEXT_LENGTH)
     previous_deadline = models.DateTimeField(_("previous deadline"))
     new_deadline = models.DateTimeField(_("new deadline"))
     granted_at = models.DateTimeField(_("granted"), default=timezone.now)
@@ -1644,6 +1668,10 @@ class DeadlineExtension(models.Model):
         verbose_name = _("deadline extension")
         verbose_name_plural = _("deadline extensions")
         ordering = ["granted_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(reason__length__lte=TEXT_LENGTH),
+                                   name="deadline_extension_reason_length"),
+        ]
 
     def __str__(self) -> str:
         return f"+{self.days} ({self.get_stage_display()})"

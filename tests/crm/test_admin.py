@@ -296,6 +296,7 @@ def test_editing_the_amount_in_the_admin_writes_a_field_change_and_bumps_the_ver
 
 def test_an_opportunity_added_in_the_admin_starts_in_identifying(client, rep):
     account = ContactFactory().account
+    ExchangeRateFactory(currency="USD")
     logged_in(client, rep)
 
     response = client.post(admin_url(Opportunity, "add"), {
