@@ -188,6 +188,22 @@ def test_changelist_queries_do_not_grow_with_rows(client, superuser, model):
 # --- nothing is deleted; history is view-only ---
 
 
+@pytest.mark.parametrize("year", ["9999", "2147483648", "-1"])
+def test_a_date_drill_down_beyond_the_calendar_says_incorrect_lookup(client, superuser, year):
+    logged_in(client, superuser)
+    response = client.get(admin_url(StageChange, "changelist"), {"changed_at__year": year})
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+
+
+def test_a_form_sent_back_with_an_account_that_is_no_id_shows_the_form(client, superuser):
+    logged_in(client, superuser)
+    response = client.post(admin_url(Contact, "add"), {"account": "abc", "first_name": "Ada"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["account"]
+    assert client.get(admin_url(Contact, "add"), {"account": "abc"}).status_code == 200
+
+
 def test_no_admin_offers_a_delete_action_or_permission(superuser):
     request = RequestFactory().get("/admin/")
     request.user = superuser
