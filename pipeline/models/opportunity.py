@@ -1,0 +1,612 @@
+"""The opportunity and the one door for every stage change, `move_to`."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+
+from crm.models import (
+    Account,
+    Contact,
+    Notification,
+    Role,
+    User,
+    validate_currency_code,
+    validate_single_line,
+)
+from pipeline.models.checklist import Checklist
+from pipeline.models.choices import OpportunityType, Source, Via
+from pipeline.models.history import FieldChange, StageChange, _as_text
+from pipeline.models.permissions import Permissions
+from pipeline.models.queries import OpportunityQuerySet
+from pipeline.models.refusals import (
+    TEXT_LENGTH,
+    ChangeForbidden,
+    Conflict,
+    GateNotMet,
+    InvalidChange,
+    within_limit,
+)
+from pipeline.models.timeouts import StageTimeout, Timeouts
+from pipeline.process import (
+    KILLABLE_STAGES,
+    ORDERED_STAGES,
+    PROCESS,
+    DeadReason,
+    ForecastCategory,
+    Stage,
+    next_stage,
+)
+
+
+class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, models.Model):
+
+    """A deal being worked through the process; its stage changes only through move_to."""
+
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.PROTECT,
+        related_name="opportunities",
+    )
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.PROTECT,
+        related_name="opportunities",
+    )
+
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
+
+    type = models.CharField(
+        _("type"), max_length=20, choices=OpportunityType.choices,
+        default=OpportunityType.NEW_BUSINESS,
+    )
+
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+
+    currency = models.CharField(_("currency"), max_length=3,
+                                validators=[validate_currency_code])
+
+    expected_close_date = models.DateField(_("expected close date"))
+
+    next_step = models.CharField(_("next step"), max_length=300, blank=True,
+                                 validators=[validate_single_line])
+
+    next_step_date = models.DateField(_("next step date"), null=True, blank=True)
+
+    stage = FSMField(
+        _("stage"), max_length=20, choices=Stage.choices, default=Stage.IDENTIFYING,
+        protected=True,
+    )
+
+    stage_entered_at = models.DateTimeField(_("in stage since"), default=timezone.now)
+
+    stage_deadline = models.DateTimeField(_("stage deadline"), null=True, blank=True)
+
+    amount_at_stage_entry = models.DecimalField(
+        _("amount at stage entry"), max_digits=14, decimal_places=2
+    )
+
+    champion = models.ForeignKey(
+        Contact, verbose_name=_("champion"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="championed_opportunities",
+    )
+
+    champion_confirmed_at = models.DateTimeField(_("champion confirmed"), null=True, blank=True)
+
+    champion_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("champion confirmed by"),
+        on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+    )
+
+    dead_reason = models.CharField(
+        _("dead reason"), max_length=20, choices=DeadReason.choices, blank=True
+    )
+
+    dead_note = models.TextField(_("dead note"), max_length=TEXT_LENGTH, blank=True)
+
+    deadline_warned_at = models.DateTimeField(_("owner warned of the deadline"), null=True,
+                                              blank=True)
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    version = models.PositiveIntegerField(_("version"), default=1)
+
+    changed_at = models.DateTimeField(_("last changed"), default=timezone.now)
+
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("last changed by"), on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )
+
+    objects = OpportunityQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("opportunity")
+        verbose_name_plural = _("opportunities")
+        indexes = [
+            # The timeout sweep scans only this; a partial index keeps it small.
+            models.Index(
+                fields=["stage_deadline"], name="opportunity_deadline",
+                condition=Q(stage_deadline__isnull=False),
+            ),
+            # A board column: its first cards come straight off this index.
+            models.Index(fields=["stage", "expected_close_date", "id"],
+                         name="opportunity_column"),
+            models.Index(fields=["owner", "stage"], name="opportunity_owner_stage"),
+            # The column headers' totals are read from this index alone (an index-only
+            # scan on PostgreSQL), the id included: after a move the same query tells
+            # whether the card still matches the board's filter. Key columns rather than
+            # INCLUDE, which SQLite lacks.
+            models.Index(fields=["stage", "owner", "currency", "amount", "stage_entered_at",
+                                 "id"],
+                         name="opportunity_stage_totals"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="opportunity_amount"),
+            models.CheckConstraint(condition=Q(dead_note__length__lte=TEXT_LENGTH),
+                                   name="opportunity_dead_note_length"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("pipeline:opportunity_detail", args=[self.pk])
+
+    @classmethod
+    def start(cls, *, account: Account, owner: User, by: User | None, name: str, source: str,
+              amount: Decimal, currency: str, expected_close_date: date,
+              type: str = OpportunityType.NEW_BUSINESS, **details: Any) -> Opportunity:
+        """Open a new opportunity in stage 1, owned by `owner`."""
+        if not cls.may_be_opened(by=by, owner=owner):
+            raise ChangeForbidden(
+                gettext("You may open opportunities for yourself, or for your team as its "
+                        "manager; %s cannot own one.") % owner)
+        now = timezone.now()
+        return cls.objects.create(
+            account=account, owner=owner, name=name, source=source, type=type,
+            amount=amount, amount_at_stage_entry=amount, currency=currency.upper(),
+            expected_close_date=expected_close_date, stage_entered_at=now, created_at=now,
+            changed_at=now, changed_by=by, **details,
+        )
+
+    def reload(self) -> None:
+        """Re-read the row and forget what was prefetched with it."""
+        self.refresh_from_db()
+        for name in ("active_ticks", "prefetched_committee"):
+            self.__dict__.pop(name, None)
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        """Django's own reload, safe while other threads work with opportunities.
+
+        django-fsm-2's version switches the stage's protection off on the field itself,
+        which every instance in every thread shares, while it reads: a reload finishing
+        in one thread switched it back on under a reload in another, which then failed
+        with "Direct stage modification is not allowed" after its change was saved. The
+        protection only refuses a stage this instance already holds, so the stage is
+        taken out of this instance alone for Django to set it again.
+        """
+        if fields is None:  # what Django reloads when given no fields, named
+            self._prefetched_objects_cache = {}
+            deferred = self.get_deferred_fields()
+            fields = [field.attname for field in self._meta.concrete_fields
+                      if field.attname not in deferred]
+        held = self.__dict__.pop("stage", None) if "stage" in fields else None
+        try:
+            models.Model.refresh_from_db(self, using, fields, from_queryset)
+        finally:
+            if held is not None:
+                self.__dict__.setdefault("stage", held)  # the read failed: keep it
+        self._update_initial_state()
+
+    def _become(self, saved: Opportunity) -> None:
+        """Take on the row as just saved through another instance, and the ticks and
+        committee it read under its lock, instead of reading them all back: the board
+        answers a move with the card from these. A foreign key that changed forgets its
+        cached object."""
+        for field in self._meta.concrete_fields:
+            if field.attname == "stage":  # django-fsm refuses assignment to the state
+                self.__dict__["stage"] = saved.stage
+            else:
+                setattr(self, field.attname, getattr(saved, field.attname))
+        self._update_initial_state()
+        for name in ("active_ticks", "prefetched_committee"):
+            if name in saved.__dict__:
+                self.__dict__[name] = saved.__dict__[name]
+            else:
+                self.__dict__.pop(name, None)
+
+    # --- derived facts ---
+
+    @property
+    def stage_rule(self):
+        return PROCESS[Stage(self.stage)]
+
+    @property
+    def probability(self) -> int:
+        return self.stage_rule.probability
+
+    @property
+    def forecast_category(self) -> ForecastCategory:
+        return self.stage_rule.category
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage not in (Stage.CLOSED, Stage.DEAD)
+
+    # --- the state machine (django-fsm); only move_to calls these ---
+
+    @transition(
+        field=stage,
+        source=list(ORDERED_STAGES[:6]),
+        target=RETURN_VALUE(*ORDERED_STAGES[1:7]),
+        conditions=[Checklist.gate_is_met],
+    )
+
+    def _advance(self) -> Stage:
+        return next_stage(Stage(self.stage))
+
+    @transition(
+        field=stage,
+        source=list(ORDERED_STAGES[1:6]),
+        target=RETURN_VALUE(*ORDERED_STAGES[:5]),
+    )
+
+    def _step_back(self, target: Stage) -> Stage:
+        return target
+
+    @transition(field=stage, source=[*KILLABLE_STAGES, Stage.PENDING], target=Stage.DEAD)
+    def _park(self) -> None:
+        pass
+
+    @transition(field=stage, source=Stage.DEAD, target=Stage.IDENTIFYING)
+    def _reopen(self) -> None:
+        pass
+
+    @transition(field=stage, source=Stage.PENDING, target=Stage.CLOSED)
+    def _approve(self) -> None:
+        pass
+
+    @transition(field=stage, source=Stage.PENDING, target=Stage.FINALIZING)
+    def _reject(self) -> None:
+        pass
+
+    # --- the one door for every stage change ---
+
+    def move_to(
+        self,
+        target: Stage | str,
+        *,
+        by: User | None,
+        via: Via,
+        reason: str = "",
+        expected_version: int | None = None,
+        dead_reason: DeadReason | str = "",
+        account_executive: User | None = None,
+        is_undo: bool = False,
+        now: datetime | None = None,
+    ) -> list[StageChange]:
+        """Move this opportunity to `target`: lock, check, transition, save and record.
+
+        A forward move over several stages is a sequence of gated single moves, all or
+        nothing. Raises a ChangeRefused subclass, and then nothing has changed.
+        `by=None` is the system (timeouts, imports). Returns the history rows written.
+        """
+        try:
+            target = Stage(target)
+        except ValueError:
+            raise InvalidChange(gettext("There is no stage “%s”.") % target) from None
+        reason = within_limit((reason or "").strip(), gettext("The reason"))
+        now = now or timezone.now()
+        with transaction.atomic():
+            locked = self._lock(expected_version, by)
+            if is_undo:
+                locked._check_undo(target, by, now)
+            if not locked.can_move(by, target):
+                raise ChangeForbidden(
+                    gettext("You may not move “%(name)s” to %(stage)s.")
+                    % {"name": locked.name, "stage": target.label}
+                )
+            changes = locked._perform_move(
+                target, by=by, via=via, reason=reason, dead_reason=dead_reason,
+                account_executive=account_executive, is_undo=is_undo, now=now,
+            )
+            locked._touch(by, now)
+            locked.save()
+            locked._notify_about_move(changes, by)
+        self._become(locked)
+        return changes
+
+    def _lock(self, expected_version: int | None, by: User | None) -> Opportunity:
+        # No joins: PostgreSQL re-checks only the locked row after a wait, so joined
+        # owner or changed_by rows could be stale (or drop the row when the owner changed).
+        locked = Opportunity.objects.select_for_update().get(pk=self.pk)
+        if locked.owner_id == self.owner_id and Opportunity.owner.is_cached(self):
+            # The owner row is not locked either way: the one read with this instance is
+            # as good as reading it again, and saves the permission check a query.
+            locked.owner = self.owner
+        if expected_version is not None and locked.version != int(expected_version):
+            who = locked.changed_by or gettext("the system")
+            raise Conflict(
+                gettext(
+                    "“%(name)s” was changed by %(who)s at %(when)s since you loaded it; it is "
+                    "now in %(stage)s. Nothing was changed."
+                )
+                % {
+                    "name": locked.name,
+                    "who": who,
+                    "when": timezone.localtime(locked.changed_at).strftime("%Y-%m-%d %H:%M"),
+                    "stage": Stage(locked.stage).label,
+                },
+                opportunity=locked,
+            )
+        return locked
+
+    UNDO_WINDOW = timedelta(minutes=2)
+
+    def _check_undo(self, target: Stage, by: User | None, now: datetime) -> None:
+        """Undo only takes back the user's own forward move of a moment ago."""
+        last = self.stage_changes.order_by("-changed_at", "-pk").first()
+        refusal = InvalidChange(gettext("There is no recent move of yours to undo."))
+        if last is None or by is None or last.changed_by_id != by.pk or last.is_undo:
+            raise refusal
+        if now - last.changed_at > self.UNDO_WINDOW:
+            raise refusal
+        first = self.stage_changes.filter(changed_at=last.changed_at).order_by("pk").first()
+        if Stage(first.from_stage) != target or (target.order or 0) >= (
+            Stage(last.to_stage).order or 0
+        ):
+            raise refusal
+
+    def _touch(self, by: User | None, now: datetime) -> None:
+        self.version += 1
+        self.changed_at = now
+        self.changed_by = by
+
+    def _perform_move(self, target: Stage, *, by, via, reason, dead_reason,
+                      account_executive, is_undo, now) -> list[StageChange]:
+        source = Stage(self.stage)
+        if target == source:
+            raise InvalidChange(gettext("The opportunity is already in %s.") % source.label)
+        if source == Stage.CLOSED:
+            raise InvalidChange(gettext("A closed opportunity is final."))
+        if target == Stage.DEAD:
+            return [self._park_as_dead(by, via, reason, dead_reason, now)]
+        if source == Stage.DEAD:
+            return [self._reopen_from_pool(target, by, via, reason, now)]
+        if source == Stage.PENDING:
+            return [self._leave_pending(target, by, via, reason, now)]
+        if target == Stage.CLOSED:
+            raise InvalidChange(
+                gettext("Only sales ops' approval of a pending order closes an opportunity.")
+            )
+        if target.order > source.order:
+            return self._advance_to(target, by, via, reason, account_executive, is_undo, now)
+        return [self._move_back(target, by, via, reason, is_undo, now)]
+
+    def _advance_to(self, target, by, via, reason, account_executive, is_undo, now):
+        changes = []
+        handed_to = None
+        if self.stage == Stage.IDENTIFYING:
+            handed_to = self._hand_over_to(account_executive, by, via, now)
+        while self.stage != target:
+            missing = self.missing_criteria()
+            if missing:
+                stage = Stage(self.stage)
+                raise GateNotMet(
+                    gettext("“%(name)s” cannot leave %(stage)s yet: %(missing)s.")
+                    % {
+                        "name": self.name,
+                        "stage": stage.label,
+                        "missing": "; ".join(str(c.label) for c in missing),
+                    },
+                    stage=stage,
+                    missing=missing,
+                )
+            snapshot = self.checklist_snapshot()
+            source = Stage(self.stage)
+            self._advance()
+            changes.append(self._record(source, by, via, reason, snapshot, now,
+                                        handed_to=handed_to, is_undo=is_undo))
+            handed_to = None
+        return changes
+
+    def _hand_over_to(self, account_executive, by, via, now) -> User | None:
+        """Leaving stage 1 names the account executive who takes over from the BDR."""
+        if account_executive is None:
+            if self.owner.is_rep:
+                return self.owner
+            raise InvalidChange(
+                gettext("Name the account executive who takes over when leaving %s.")
+                % Stage.IDENTIFYING.label
+            )
+        if not account_executive.is_rep or not account_executive.is_active:
+            raise InvalidChange(
+                gettext("%s is not an account executive.") % account_executive
+            )
+        if account_executive.team_id != self.owner.team_id and not (
+            by is None or by.is_superuser
+        ):
+            raise InvalidChange(
+                gettext("%s is not in the team of this opportunity; a manager reassigns "
+                        "across teams.") % account_executive
+            )
+        if account_executive.pk != self.owner_id:
+            self._record_field_change("owner", self.owner, account_executive, by, via, now)
+            self.owner = account_executive
+        return account_executive
+
+    def _move_back(self, target, by, via, reason, is_undo, now):
+        if target.order is None or target.order >= self.stage_rule.order:
+            raise InvalidChange(gettext("That is not a move back."))
+        if not reason:
+            raise InvalidChange(gettext("Say why the opportunity moves back."))
+        snapshot = self.checklist_snapshot()
+        source = Stage(self.stage)
+        self._step_back(target)
+        if not is_undo:  # an undo restores the state before the move, ticks included
+            self._reopen_criteria_from(target, by, now)
+        return self._record(source, by, via, reason, snapshot, now, is_undo=is_undo)
+
+    def _park_as_dead(self, by, via, reason, dead_reason, now):
+        if self.stage == Stage.DEAD:
+            raise InvalidChange(gettext("The opportunity is already dead."))
+        try:
+            dead_reason = DeadReason(dead_reason)
+        except ValueError:
+            raise InvalidChange(gettext("Choose why the opportunity is dead.")) from None
+        if not reason:
+            raise InvalidChange(gettext("Add a note on why the opportunity is dead."))
+        snapshot = self.checklist_snapshot()
+        source = Stage(self.stage)
+        self._park()
+        self.dead_reason = dead_reason
+        self.dead_note = reason
+        return self._record(source, by, via, reason, snapshot, now, dead_reason=dead_reason)
+
+    def _reopen_from_pool(self, target, by, via, reason, now):
+        if target != Stage.IDENTIFYING:
+            raise InvalidChange(
+                gettext("A dead opportunity reopens in %s.") % Stage.IDENTIFYING.label
+            )
+        if not reason:
+            raise InvalidChange(gettext("Say why the opportunity is reopened."))
+        snapshot = self.checklist_snapshot()
+        self._reopen()
+        # Evidence gathered before it died is stale: it earns every gate again.
+        self._reopen_criteria_from(Stage.IDENTIFYING, by, now)
+        self.dead_reason = ""
+        self.dead_note = ""
+        if by is not None and by.is_bdr and by.pk != self.owner_id:
+            self._record_field_change("owner", self.owner, by, by, via, now)
+            self.owner = by
+        return self._record(Stage.DEAD, by, via, reason, snapshot, now)
+
+    def _leave_pending(self, target, by, via, reason, now):
+        snapshot = self.checklist_snapshot()
+        if target == Stage.CLOSED:
+            self._approve()
+        elif target == Stage.FINALIZING:
+            if not reason:
+                raise InvalidChange(gettext("Say which checks failed and why."))
+            self._reject()
+            # The order sales ops rejected no longer counts as received and recorded.
+            self.ticks.filter(
+                criterion="finalizing.purchase_order_recorded", revoked_at__isnull=True
+            ).update(revoked_at=now, revoked_by=by)
+            self.__dict__.pop("active_ticks", None)
+        else:
+            raise InvalidChange(
+                gettext("A pending opportunity is approved, rejected or, by a manager, "
+                        "parked as dead.")
+            )
+        return self._record(Stage.PENDING, by, via, reason, snapshot, now)
+
+    def _enter_stage(self, now: datetime) -> None:
+        self.stage_entered_at = now
+        self.amount_at_stage_entry = self.amount
+        days = StageTimeout.days_for(Stage(self.stage))
+        self.stage_deadline = now + timedelta(days=days) if days else None
+        self.deadline_warned_at = None
+
+    def _record(self, source, by, via, reason, snapshot, now, *, dead_reason="",
+                handed_to=None, is_undo=False) -> StageChange:
+        self._enter_stage(now)
+        return StageChange.objects.create(
+            opportunity=self, from_stage=source, to_stage=self.stage, changed_by=by,
+            changed_at=now, via=via, reason=reason, dead_reason=dead_reason,
+            handed_to=handed_to, checklist=snapshot, is_undo=is_undo,
+        )
+
+    def _record_field_change(self, field_name, old, new, by, via, now) -> None:
+        FieldChange.objects.create(
+            opportunity=self, field=field_name, old_value=_as_text(old),
+            new_value=_as_text(new), changed_by=by, changed_at=now, via=via,
+        )
+
+    def _notify_about_move(self, changes: list[StageChange], by: User | None) -> None:
+        if not changes:
+            return
+        first, last = changes[0], changes[-1]
+
+        def write():
+            subject = gettext("%(name)s moved to %(stage)s") % {
+                "name": self.name, "stage": Stage(last.to_stage).label,
+            }
+            body = gettext("%(who)s moved “%(name)s” from %(from)s to %(to)s.") % {
+                "who": by or gettext("The system"), "name": self.name,
+                "from": Stage(first.from_stage).label, "to": Stage(last.to_stage).label,
+            }
+            return subject, body
+
+        recipients = set()
+        if by is None or by.pk != self.owner_id:
+            recipients.add(self.owner)
+        if last.to_stage == Stage.PENDING:
+            recipients.update(User.objects.filter(groups__name=Role.SALES_OPS, is_active=True))
+        for recipient in recipients:
+            Notification.send_in_their_language(recipient, write, self.get_absolute_url())
+
+    # --- other changes: each locks, checks, writes, records and bumps the version ---
+
+    TRACKED_FIELDS = ("amount", "currency", "expected_close_date", "owner")
+
+    EDITABLE_FIELDS = (
+        "name", "type", "source", "amount", "currency", "expected_close_date",
+        "next_step", "next_step_date", "owner",
+    )
+
+    def update_details(self, *, by: User | None, via: Via = Via.PAGE,
+                       expected_version: int | None = None, **changes: Any) -> None:
+        """Change plain fields; amount, currency, close date and owner leave a history row."""
+        unknown = set(changes) - set(self.EDITABLE_FIELDS)
+        if unknown:
+            raise InvalidChange(gettext("These fields cannot be changed here: %s")
+                                % ", ".join(sorted(unknown)))
+        now = timezone.now()
+        with transaction.atomic():
+            locked = self._lock(expected_version, by)
+            if not locked.can_edit(by):
+                raise ChangeForbidden(gettext("You may not change “%s”.") % locked.name)
+            new_owner = changes.get("owner")
+            if new_owner is not None and new_owner.pk != locked.owner_id:
+                if not locked.can_change_owner(by):
+                    raise ChangeForbidden(gettext("Only a manager reassigns an opportunity."))
+                if not locked.may_be_handed_to(new_owner, by=by):
+                    raise ChangeForbidden(
+                        gettext("%s cannot take it over: choose an active account executive "
+                                "of your team.") % new_owner)
+                Notification.send_in_their_language(
+                    new_owner,
+                    lambda: (
+                        gettext("%s is now yours") % locked.name,
+                        gettext("%(who)s made you the owner of “%(name)s”.")
+                        % {"who": by or gettext("The system"), "name": locked.name},
+                    ),
+                    locked.get_absolute_url(),
+                )
+            changed = False
+            for field_name, value in changes.items():
+                old = getattr(locked, field_name)
+                if old == value:
+                    continue
+                if field_name in self.TRACKED_FIELDS:
+                    locked._record_field_change(field_name, old, value, by, via, now)
+                setattr(locked, field_name, value)
+                changed = True
+            if changed:
+                locked.currency = locked.currency.upper()
+                locked._touch(by, now)
+                locked.save()
+        self.reload()
