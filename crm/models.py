@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -263,6 +263,17 @@ def fiscal_quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
     return first, after
 
 
+def business_days_between(start: date, end: date) -> int:
+    """Weekdays after `start` up to and including `end` (weekends excluded; public
+    holidays differ by country and are not known here)."""
+    if end <= start:
+        return 0
+    weeks, rest = divmod((end - start).days, 7)
+    tail = sum(1 for offset in range(1, rest + 1)
+               if (start + timedelta(days=weeks * 7 + offset)).weekday() < 5)
+    return weeks * 5 + tail
+
+
 def fiscal_quarters_around(day: date, *, before: int, after: int) -> list[str]:
     """The fiscal quarters from `before` quarters earlier to `after` quarters later than
     the one `day` falls in, written as the board's filter takes them ("2027-Q1")."""
@@ -371,7 +382,6 @@ class Notification(models.Model):
         wait doubles with every attempt (2, 4, 8 ... minutes after it was queued), so a mail
         server that is down for hours does not use up the attempts in minutes.
         """
-        from datetime import timedelta
 
         now = now or timezone.now()
         return [

@@ -84,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "crm.context_processors.company",
                 "crm.context_processors.unread_notifications",
+                "pipeline.context_processors.orders_waiting",
             ],
         },
     },
@@ -144,8 +145,13 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Purchase orders' documents: outside every public URL, served only through a view that
+# checks who may see the opportunity. Back this folder up with the database.
+DOCUMENTS_ROOT = Path(os.environ.get("PROGRESSION_DOCUMENTS_DIR", VAR_DIR / "documents"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "documents": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                  "OPTIONS": {"location": DOCUMENTS_ROOT, "base_url": None}},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

@@ -22,11 +22,19 @@ from crm.admin import (
 )
 from crm.models import Account, ExchangeRate, User
 from pipeline.models import (
+    ClosePlan,
+    ClosePlanEvent,
+    ClosePlanStep,
     CommitteeMember,
     CriterionTick,
     DeadlineExtension,
     FieldChange,
+    HandoffTask,
+    Offer,
+    OfferLine,
     Opportunity,
+    PurchaseOrder,
+    ShareLink,
     StageChange,
     StageTimeout,
     Via,
@@ -253,3 +261,115 @@ class StageTimeoutAdmin(SalesOpsConfigurationAdmin):
     list_display = ("stage", "days", "updated_at", "updated_by")
     list_select_related = ("updated_by",)
 
+
+
+# --- offers, purchase orders and hand-offs: changed through the opportunity, read here ---
+
+
+class OfferLineInline(admin.TabularInline):
+    model = OfferLine
+    fields = ("kind", "description", "quantity", "list_price", "discount_percent", "added_at",
+              "removed_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Offer)
+class OfferAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "service_start", "service_end", "terms", "agreed_at")
+    list_filter = (("agreed_at", admin.EmptyFieldListFilter), "terms")
+    list_select_related = ("opportunity",)
+    search_fields = ("opportunity__name",)
+    inlines = [OfferLineInline]
+
+
+@admin.register(OfferLine)
+class OfferLineAdmin(ProgressionModelAdmin):
+    list_display = ("description", "offer", "kind", "quantity", "list_price",
+                    "discount_percent", "removed_at")
+    list_select_related = ("offer__opportunity",)
+    search_fields = ("description", "offer__opportunity__name")
+
+    def get_queryset(self, request):
+        visible = Opportunity.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(offer__opportunity__in=visible)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PurchaseOrder)
+class PurchaseOrderAdmin(OpportunityHistoryAdmin):
+    list_display = ("number", "opportunity", "amount", "currency", "recorded_at", "outcome",
+                    "reviewed_by")
+    list_filter = ("outcome", "terms", "document_type")
+    list_select_related = ("opportunity", "reviewed_by")
+    search_fields = ("number", "opportunity__name")
+    exclude = ("document",)  # served only through the app's view, which checks who asks
+    date_hierarchy = "recorded_at"
+
+
+@admin.register(HandoffTask)
+class HandoffTaskAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "kind", "assigned_to", "created_at", "done_at", "done_by")
+    list_filter = ("kind", ("done_at", admin.EmptyFieldListFilter))
+    list_select_related = ("opportunity", "assigned_to", "done_by")
+    search_fields = ("opportunity__name",)
+
+
+# --- close plans: changed by the rep and the customer's contact in the app, read here ---
+
+
+@admin.register(ClosePlan)
+class ClosePlanAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "target_signature_date", "rep_accepted_at",
+                    "customer_accepted_at")
+    list_select_related = ("opportunity",)
+    search_fields = ("opportunity__name",)
+
+
+class PlanRowAdmin(ProgressionModelAdmin):
+    """View-only rows of a close plan, of the opportunities the user may see."""
+
+    def get_queryset(self, request):
+        visible = Opportunity.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(plan__opportunity__in=visible)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ClosePlanStep)
+class ClosePlanStepAdmin(PlanRowAdmin):
+    list_display = ("title", "plan", "owner_user", "owner_contact", "due_date", "status")
+    list_filter = ("status",)
+    list_select_related = ("plan__opportunity", "owner_user", "owner_contact")
+    search_fields = ("title", "plan__opportunity__name")
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(PlanRowAdmin):
+    list_display = ("contact", "plan", "created_at", "expires_at", "revoked_at",
+                    "last_used_at")
+    list_select_related = ("contact", "plan__opportunity")
+    exclude = ("token_hash",)
+
+
+@admin.register(ClosePlanEvent)
+class ClosePlanEventAdmin(PlanRowAdmin):
+    list_display = ("plan", "kind", "at", "by_user", "by_contact", "via_link")
+    list_filter = ("kind",)
+    list_select_related = ("plan__opportunity", "by_user", "by_contact")

@@ -1,6 +1,7 @@
 """Forms only parse and validate input; the rules live on the models."""
 
 from django import forms
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import (
@@ -13,7 +14,18 @@ from crm.models import (
     fiscal_quarter_bounds,
     validate_single_line,
 )
-from pipeline.models import TEXT_LENGTH, Opportunity, OpportunityType
+from pipeline.models import (
+    TEXT_LENGTH,
+    HandoffTask,
+    InvalidChange,
+    Offer,
+    OfferLine,
+    Opportunity,
+    OpportunityType,
+    PurchaseOrder,
+    ReviewCheck,
+    StepStatus,
+)
 from pipeline.process import CRITERIA, DeadReason, ForecastCategory, Stage
 
 
@@ -188,3 +200,135 @@ class BoardFilterForm(forms.Form):
             return None
         year, quarter = value.split("-Q")
         return int(year), int(quarter)
+
+
+class OfferForm(forms.ModelForm):
+    class Meta:
+        model = Offer
+        fields = ["service_start", "service_end", "payment_terms", "terms"]
+        widgets = {"service_start": DateInput, "service_end": DateInput}
+
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("service_start"), cleaned.get("service_end")
+        if start and end and end < start:
+            self.add_error("service_end", _("The service cannot end before it starts."))
+        return cleaned
+
+
+class OfferLineForm(forms.ModelForm):
+    class Meta:
+        model = OfferLine
+        fields = ["kind", "description", "quantity", "list_price", "discount_percent"]
+
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+class PurchaseOrderForm(forms.ModelForm):
+    """What the rep copies from the customer's order; the document is checked by its
+    content when it is recorded (Opportunity.record_purchase_order)."""
+
+    class Meta:
+        model = PurchaseOrder
+        fields = ["number", "amount", "currency", "terms", "service_start", "service_end"]
+        widgets = {"service_start": DateInput, "service_end": DateInput}
+
+    document = forms.FileField(label=_("Document (PDF, PNG, JPEG or Word)"))
+    lines = forms.MultipleChoiceField(label=_("Offer lines it covers"), required=False,
+                                      widget=forms.CheckboxSelectMultiple)
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, offer_lines=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lines"].choices = [(line.pk, line.description) for line in offer_lines]
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"].strip().upper()
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("service_start"), cleaned.get("service_end")
+        if start and end and end < start:
+            self.add_error("service_end", _("The service cannot end before it starts."))
+        return cleaned
+
+
+class ReviewForm(forms.Form):
+    """Sales ops' decision on a pending order: the checks that hold, or those that failed
+    with a note."""
+
+    checks = forms.MultipleChoiceField(label=_("Checks"), choices=ReviewCheck.choices,
+                                       required=False, widget=forms.CheckboxSelectMultiple)
+    note = forms.CharField(label=_("Note for the owner (when rejecting)"), required=False,
+                           max_length=TEXT_LENGTH, widget=forms.Textarea(attrs={"rows": 3}))
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+class VersionForm(forms.Form):
+    """For a change that posts nothing but the version the page was loaded at."""
+
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    @classmethod
+    def posted(cls, request) -> int | None:
+        """The version posted (None without one); a refusal when it is no number."""
+        form = cls(request.POST)
+        if not form.is_valid():
+            raise InvalidChange(gettext("This page is out of date: reload it and try again."))
+        return form.cleaned_data["version"]
+
+
+class HandoffAssignForm(forms.Form):
+    assigned_to = forms.ModelChoiceField(label=_("Assign to"),
+                                         queryset=HandoffTask.sales_ops_colleagues())
+
+
+class ClosePlanForm(forms.Form):
+    target_signature_date = forms.DateField(label=_("Target signature date"), widget=DateInput)
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+class PlanStepForm(forms.Form):
+    """A step: its owner is someone of ours ("user:3") or a contact ("contact:7")."""
+
+    title = forms.CharField(label=_("Step"), max_length=200,
+                            validators=[validate_single_line])
+    owner = forms.ChoiceField(label=_("Owner"))
+    due_date = forms.DateField(label=_("Due"), widget=DateInput)
+    status = forms.ChoiceField(label=_("Status"), choices=StepStatus.choices,
+                               initial=StepStatus.NOT_STARTED)
+    material = forms.TypedChoiceField(
+        label=_("Is this a material change?"), required=False, coerce=lambda v: v == "yes",
+        empty_value=None, widget=forms.RadioSelect,
+        choices=[("yes", _("Yes: the customer accepts the plan again")),
+                 ("no", _("No: a correction, the acceptance stands"))],
+    )
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, users=(), contacts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.users = {str(user.pk): user for user in users}
+        self.contacts = {str(contact.pk): contact for contact in contacts}
+        self.fields["owner"].choices = [
+            (_("Our side"), [(f"user:{pk}", str(user)) for pk, user in self.users.items()]),
+            (_("The customer's side"), [(f"contact:{pk}", str(contact))
+                                        for pk, contact in self.contacts.items()]),
+        ]
+
+    def owners(self) -> dict:
+        """owner_user and owner_contact, as the model methods take them."""
+        side, _colon, pk = self.cleaned_data["owner"].partition(":")
+        return {"owner_user": self.users.get(pk) if side == "user" else None,
+                "owner_contact": self.contacts.get(pk) if side == "contact" else None}
+
+
+class ShareLinkForm(forms.Form):
+    contact = forms.ModelChoiceField(label=_("For"), queryset=Contact.objects.none())
+    days = forms.IntegerField(label=_("Valid for (days)"), min_value=1, max_value=90,
+                              initial=30)
+
+    def __init__(self, *args, account: Account, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contact"].queryset = account.contacts.filter(archived_at__isnull=True)

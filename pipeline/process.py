@@ -80,6 +80,14 @@ def committee_confirmed_preferred_vendor(opportunity: Opportunity) -> bool:
     return members > 0 and unconfirmed == 0
 
 
+def close_plan_accepted(opportunity: Opportunity) -> bool:
+    return opportunity.has_accepted_close_plan()
+
+
+def purchase_order_recorded(opportunity: Opportunity) -> bool:
+    return opportunity.has_valid_purchase_order()
+
+
 @dataclass(frozen=True)
 class StageRule:
     order: int | None
@@ -142,8 +150,9 @@ PROCESS: dict[Stage, StageRule] = {
                        "preferred vendor"), committee_confirmed_preferred_vendor),
             _ticked("confirming.offer_in_ballpark",
                     _("The commercial offer has early approval (in the ballpark)")),
-            _ticked("confirming.close_plan_accepted",
-                    _("A close plan exists and both sides accepted it")),
+            _derived("confirming.close_plan_accepted",
+                     _("A close plan exists and both sides accepted it"),
+                     close_plan_accepted),
         ),
     ),
     Stage.NEGOTIATING: StageRule(
@@ -164,8 +173,9 @@ PROCESS: dict[Stage, StageRule] = {
         (
             _ticked("finalizing.customer_signed",
                     _("All documents are signed on the customer's side")),
-            _ticked("finalizing.purchase_order_recorded",
-                    _("The purchase order was received and recorded")),
+            _derived("finalizing.purchase_order_recorded",
+                     _("The purchase order was received and recorded"),
+                     purchase_order_recorded),
         ),
     ),
     Stage.PENDING: StageRule(7, 95, ForecastCategory.COMMIT, None),

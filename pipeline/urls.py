@@ -1,9 +1,10 @@
 from django.urls import path
 
-from pipeline import views
+from pipeline import order_views, plan_views, views
 
 app_name = "pipeline"
 urlpatterns = [
+    path("", order_views.home, name="home"),
     path("board/", views.board, name="board"),
     path("board/columns/<str:stage>/", views.board_column, name="board_column"),
     path("opportunities/new/", views.opportunity_create, name="opportunity_create"),
@@ -20,4 +21,34 @@ urlpatterns = [
          name="committee_member_remove"),
     path("opportunities/<int:pk>/committee/confirm/", views.committee_member_confirm,
          name="committee_member_confirm"),
+    path("opportunities/<int:pk>/offer/", order_views.offer_edit, name="offer_edit"),
+    path("opportunities/<int:pk>/offer/lines/", order_views.offer_line_add,
+         name="offer_line_add"),
+    path("opportunities/<int:pk>/offer/lines/<int:line>/remove/",
+         order_views.offer_line_remove, name="offer_line_remove"),
+    path("opportunities/<int:pk>/order/", order_views.order_create, name="order_create"),
+    path("opportunities/<int:pk>/review/", order_views.order_review, name="order_review"),
+    path("opportunities/<int:pk>/review/<str:decision>/", order_views.order_decide,
+         name="order_decide"),
+    path("opportunities/<int:pk>/plan/", plan_views.close_plan, name="close_plan"),
+    path("opportunities/<int:pk>/plan/steps/", plan_views.plan_step_add,
+         name="plan_step_add"),
+    path("opportunities/<int:pk>/plan/steps/<int:step>/", plan_views.plan_step_change,
+         name="plan_step_change"),
+    path("opportunities/<int:pk>/plan/steps/<int:step>/remove/", plan_views.plan_step_remove,
+         name="plan_step_remove"),
+    path("opportunities/<int:pk>/plan/accept/", plan_views.plan_accept, name="plan_accept"),
+    path("opportunities/<int:pk>/plan/links/", plan_views.plan_link_create,
+         name="plan_link_create"),
+    path("opportunities/<int:pk>/plan/links/<int:link>/revoke/", plan_views.plan_link_revoke,
+         name="plan_link_revoke"),
+    path("plan/<str:token>/", plan_views.shared_plan, name="shared_plan"),
+    path("plan/<str:token>/steps/<int:step>/done/", plan_views.shared_plan_step_done,
+         name="shared_plan_step_done"),
+    path("plan/<str:token>/accept/", plan_views.shared_plan_accept, name="shared_plan_accept"),
+    path("orders/pending/", order_views.order_queue, name="order_queue"),
+    path("orders/<int:pk>/document/", order_views.order_document, name="order_document"),
+    path("handoffs/", order_views.handoff_list, name="handoff_list"),
+    path("handoffs/<int:pk>/done/", order_views.handoff_done, name="handoff_done"),
+    path("handoffs/<int:pk>/assign/", order_views.handoff_assign, name="handoff_assign"),
 ]

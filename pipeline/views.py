@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.safestring import mark_safe
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -45,6 +45,7 @@ from pipeline.models import (
     Conflict,
     Opportunity,
     OpportunityType,
+    Outcome,
     Totals,
     Via,
     count_progress,
@@ -118,6 +119,14 @@ def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None
         and (user.is_superuser or opportunity.is_managed_by(user)),
         "move_form": MoveForm(initial={"version": opportunity.version}),
         "extension_form": ExtensionForm(initial={"version": opportunity.version}),
+        "offer": opportunity.current_offer(),
+        "plan": opportunity.current_close_plan(),
+        "plan_overdue": overdue_steps_text(opportunity),
+        "order": opportunity.current_purchase_order(),
+        "can_record_order": opportunity.stage == Stage.FINALIZING
+        and opportunity.can_edit(user),
+        "may_review": opportunity.stage == Stage.PENDING
+        and (user.is_superuser or user.is_sales_ops),
         **extra,
     }
 
@@ -501,7 +510,19 @@ def card(opportunity: Opportunity, user, now) -> dict:
         "progress_title": labels["progress_title"],
         "can_move": movable,
         "move_label": labels["move_to"],
+        "plan_overdue": overdue_steps_text(opportunity) if opportunity.is_open else "",
+        # Sales ops sent the order back: the card says so until a new one is recorded.
+        "order_rejected": labels["order_rejected"] if opportunity.stage == Stage.FINALIZING
+        and (order := opportunity.current_purchase_order()) is not None
+        and order.outcome == Outcome.REJECTED else "",
     }
+
+
+def overdue_steps_text(opportunity: Opportunity) -> str:
+    overdue = opportunity.overdue_step_count()
+    if not overdue:
+        return ""
+    return ngettext("%d plan step overdue", "%d plan steps overdue", overdue) % overdue
 
 
 def listed_card(opportunity: Opportunity, user, now) -> dict:
@@ -530,6 +551,7 @@ def card_labels(language: str) -> dict[str, str]:
         "age": _("%(days)d/%(timeout)d days"),
         "progress_title": _("Exit criteria met"),
         "move_to": _("Move to…"),
+        "order_rejected": _("Order rejected"),
     }
 
 
@@ -570,7 +592,8 @@ def column(stage: Stage, totals: Totals, cards: list, *, has_more: bool) -> dict
         "has_more": has_more,
         # "Load more" continues after the last card shown (see OpportunityQuerySet.after).
         "after": cards[-1]["sort_key"] if cards else "",
-        "accepts_drops": stage not in (Stage.PENDING, Stage.CLOSED),
+        # A drop on Pending submits the order for review, through the gate like any drop.
+        "accepts_drops": stage != Stage.CLOSED,
     }
 
 

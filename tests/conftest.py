@@ -24,9 +24,14 @@ def redis_url():
 
 
 @pytest.fixture(autouse=True)
-def _english_and_locmem_mail(settings):
+def _english_and_locmem_mail(settings, tmp_path):
     # Real password hashing costs a second per user on this machine; tests need no strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.LANGUAGE_CODE = "en"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Each test keeps the documents it uploads to itself.
+    settings.STORAGES = {**settings.STORAGES, "documents": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": tmp_path / "documents", "base_url": None},
+    }}

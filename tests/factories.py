@@ -6,15 +6,19 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from crm.models import Account, Contact, ExchangeRate, Notification, Role, Team, User
 from pipeline.models import (
+    ClosePlan,
     CommitteeMember,
     CriterionTick,
     FieldChange,
     Opportunity,
     OpportunityType,
+    PurchaseOrder,
+    ReviewCheck,
     Source,
     StageChange,
     Via,
@@ -144,8 +148,63 @@ def satisfy_gate(opportunity: Opportunity, stage: Stage | None = None, *, by=Non
                 )
             for member in opportunity.active_committee():
                 opportunity.record_preferred_vendor(member.contact, by=by)
+        elif criterion.key == "confirming.close_plan_accepted":
+            accept_close_plan(opportunity, by=by)
+        elif criterion.key == "finalizing.purchase_order_recorded":
+            if opportunity.stage != Stage.FINALIZING:
+                continue  # recorded once there; advance() comes back for it
+            record_order(opportunity, by=by)
         opportunity.reload()
-    assert not opportunity.missing_criteria(stage), opportunity.missing_criteria(stage)
+    missing = [criterion for criterion in opportunity.missing_criteria(stage)
+               if criterion.key != "finalizing.purchase_order_recorded"
+               or opportunity.stage == Stage.FINALIZING]
+    assert not missing, missing
+
+
+# The smallest file every PDF reader recognises as one.
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def a_pdf(name: str = "order.pdf", content: bytes = PDF) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/pdf")
+
+
+def accept_close_plan(opportunity: Opportunity, *, by=None) -> ClosePlan:
+    """A close plan of one step owned by a contact, accepted by both sides, the customer
+    through a share link."""
+    by = by or opportunity.owner
+    today = timezone.localdate()
+    contact = ContactFactory(account=opportunity.account)
+    if opportunity.current_close_plan() is None:
+        opportunity.save_close_plan(by=by, target_signature_date=today + timedelta(days=60))
+    opportunity.add_plan_step(by=by, title="Order signed by the CFO",
+                              due_date=today + timedelta(days=30), owner_contact=contact)
+    opportunity.accept_close_plan(by=by)
+    link, _token = opportunity.share_close_plan(contact, by=by)
+    opportunity.close_plan.accept_by_customer(link=link)
+    opportunity.reload()
+    return opportunity.close_plan
+
+
+def record_order(opportunity: Opportunity, *, by=None, **overrides) -> PurchaseOrder:
+    """Record a purchase order matching the offer (or the amount, without one)."""
+    offer = opportunity.current_offer()
+    today = timezone.localdate()
+    details = {
+        "number": "PO-4711", "amount": offer.total() if offer else opportunity.amount,
+        "currency": opportunity.currency, "document": a_pdf(), "terms": "ours",
+        "service_start": offer.service_start if offer else today,
+        "service_end": offer.service_end if offer else today + timedelta(days=364),
+        "lines": [line.pk for line in offer.current_lines()] if offer else [],
+        **overrides,
+    }
+    return opportunity.record_purchase_order(by=by or opportunity.owner, **details)
+
+
+def approve(opportunity: Opportunity, by) -> Opportunity:
+    """Sales ops approve the pending order: the opportunity closes."""
+    opportunity.approve_order(by=by, confirmed=set(ReviewCheck.values))
+    return opportunity
 
 
 def advance(opportunity: Opportunity, target: Stage, *, by=None) -> Opportunity:

@@ -25,11 +25,19 @@ import pipeline.forms
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
 from forecasting.models import Target
 from pipeline.models import (
+    ClosePlan,
+    ClosePlanEvent,
+    ClosePlanStep,
     CommitteeMember,
     CriterionTick,
     DeadlineExtension,
     FieldChange,
+    HandoffTask,
+    Offer,
+    OfferLine,
     Opportunity,
+    PurchaseOrder,
+    ShareLink,
     StageChange,
     StageTimeout,
 )
@@ -48,7 +56,8 @@ pytestmark = pytest.mark.django_db
 
 WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember,
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
-           Team, User, Target]
+           Team, User, Target, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
+           ClosePlanStep, ShareLink, ClosePlanEvent]
 
 
 def app_routes() -> list[str]:

@@ -10,9 +10,25 @@
 
 from pipeline.models.checklist import CommitteeMember, CriterionTick
 from pipeline.models.choices import OpportunityType, Source, Via
+from pipeline.models.close_plans import (
+    ClosePlan,
+    ClosePlanEvent,
+    ClosePlanStep,
+    ShareLink,
+    StepStatus,
+)
 from pipeline.models.contacts import archive_contact
 from pipeline.models.history import FieldChange, StageChange
+from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
 from pipeline.models.opportunity import Opportunity
+from pipeline.models.orders import (
+    HandoffKind,
+    HandoffTask,
+    Outcome,
+    PurchaseOrder,
+    ReviewCheck,
+    recognise_document,
+)
 from pipeline.models.queries import (
     CARD_FIELDS,
     OpportunityQuerySet,
@@ -33,9 +49,11 @@ from pipeline.models.refusals import (
 from pipeline.models.timeouts import DeadlineExtension, StageTimeout
 
 __all__ = [
-    "CARD_FIELDS", "TEXT_LENGTH", "ChangeForbidden", "ChangeRefused", "CommitteeMember",
-    "Conflict", "ContactInUse", "CriterionTick", "DeadlineExtension", "FieldChange",
-    "GateNotMet", "InvalidChange", "Opportunity", "OpportunityQuerySet", "OpportunityType",
-    "PerGroup", "Source", "StageChange", "StageTimeout", "Totals", "Via", "archive_contact",
-    "count_progress", "within_limit",
+    "CARD_FIELDS", "ChangeForbidden", "ChangeRefused", "ClosePlan", "ClosePlanEvent",
+    "ClosePlanStep", "CommitteeMember", "Conflict", "ContactInUse", "CriterionTick",
+    "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind", "HandoffTask",
+    "InvalidChange", "LineKind", "Offer", "OfferLine", "Opportunity", "OpportunityQuerySet",
+    "OpportunityType", "Outcome", "PerGroup", "PurchaseOrder", "ReviewCheck", "ShareLink",
+    "Source", "StageChange", "StageTimeout", "StepStatus", "TEXT_LENGTH", "Terms", "Totals",
+    "Via", "archive_contact", "count_progress", "recognise_document", "within_limit",
 ]

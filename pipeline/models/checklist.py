@@ -217,7 +217,8 @@ class Checklist:
             self.committee_members.filter(removed_at__isnull=True).update(
                 confirmed_on=None, confirmed_by=None
             )
-        for name in ("active_ticks", "prefetched_committee"):
+            self._withdraw_plan_acceptance(by)  # both sides accept the plan again
+        for name in ("active_ticks", "prefetched_committee", "_close_plan_accepted"):
             self.__dict__.pop(name, None)
 
     def _edit_checklist(self, by: User | None, expected_version: int | None,

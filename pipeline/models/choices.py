@@ -14,6 +14,7 @@ class Via(models.TextChoices):
     API = "api", _("API")
     TIMEOUT = "timeout", _("timeout")
     ADMIN = "admin", _("admin")
+    REVIEW = "review", _("order review")
     IMPORT = "import", _("import")
     SEED = "seed", _("demo data")
 

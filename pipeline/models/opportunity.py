@@ -26,7 +26,10 @@ from crm.models import (
 )
 from pipeline.models.checklist import Checklist
 from pipeline.models.choices import OpportunityType, Source, Via
+from pipeline.models.close_plans import Planning
 from pipeline.models.history import FieldChange, StageChange, _as_text
+from pipeline.models.offers import Offering
+from pipeline.models.orders import Ordering
 from pipeline.models.permissions import Permissions
 from pipeline.models.queries import OpportunityQuerySet
 from pipeline.models.refusals import (
@@ -49,7 +52,8 @@ from pipeline.process import (
 )
 
 
-class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, models.Model):
+class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts,
+                  ConcurrentTransitionMixin, models.Model):
 
     """A deal being worked through the process; its stage changes only through move_to."""
 
@@ -184,7 +188,8 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
     def reload(self) -> None:
         """Re-read the row and forget what was prefetched with it."""
         self.refresh_from_db()
-        for name in ("active_ticks", "prefetched_committee"):
+        for name in ("active_ticks", "prefetched_committee", "_current_order",
+                     "_close_plan_accepted", "_overdue_steps"):
             self.__dict__.pop(name, None)
 
     def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
@@ -199,6 +204,9 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
         """
         if fields is None:  # what Django reloads when given no fields, named
             self._prefetched_objects_cache = {}
+            for relation in self._meta.related_objects:  # the offer, say
+                if relation.is_cached(self):
+                    relation.delete_cached_value(self)
             deferred = self.get_deferred_fields()
             fields = [field.attname for field in self._meta.concrete_fields
                       if field.attname not in deferred]
@@ -226,6 +234,13 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
                 self.__dict__[name] = saved.__dict__[name]
             else:
                 self.__dict__.pop(name, None)
+        # A move may have agreed the offer, reopened it or withdrawn the plan's
+        # acceptances: they and the order are read again.
+        for name in ("_current_order", "_close_plan_accepted", "_overdue_steps"):
+            self.__dict__.pop(name, None)
+        for relation in (Opportunity.offer.related, Opportunity.close_plan.related):
+            if relation.is_cached(self):
+                relation.delete_cached_value(self)
 
     # --- derived facts ---
 
@@ -417,6 +432,8 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
             snapshot = self.checklist_snapshot()
             source = Stage(self.stage)
             self._advance()
+            if source == Stage.NEGOTIATING:
+                self._agree_offer(now)
             changes.append(self._record(source, by, via, reason, snapshot, now,
                                         handed_to=handed_to, is_undo=is_undo))
             handed_to = None
@@ -457,6 +474,8 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
         self._step_back(target)
         if not is_undo:  # an undo restores the state before the move, ticks included
             self._reopen_criteria_from(target, by, now)
+        if target.order <= Stage.NEGOTIATING.order:
+            self._reopen_offer()
         return self._record(source, by, via, reason, snapshot, now, is_undo=is_undo)
 
     def _park_as_dead(self, by, via, reason, dead_reason, now):
@@ -486,6 +505,7 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
         self._reopen()
         # Evidence gathered before it died is stale: it earns every gate again.
         self._reopen_criteria_from(Stage.IDENTIFYING, by, now)
+        self._reopen_offer()
         self.dead_reason = ""
         self.dead_note = ""
         if by is not None and by.is_bdr and by.pk != self.owner_id:
@@ -495,17 +515,16 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
 
     def _leave_pending(self, target, by, via, reason, now):
         snapshot = self.checklist_snapshot()
+        if target in (Stage.CLOSED, Stage.FINALIZING) and via != Via.REVIEW:
+            # approve_order and reject_order record the review with the move.
+            raise InvalidChange(gettext("Sales ops approve or reject a pending order on its "
+                                        "review page."))
         if target == Stage.CLOSED:
             self._approve()
         elif target == Stage.FINALIZING:
             if not reason:
                 raise InvalidChange(gettext("Say which checks failed and why."))
             self._reject()
-            # The order sales ops rejected no longer counts as received and recorded.
-            self.ticks.filter(
-                criterion="finalizing.purchase_order_recorded", revoked_at__isnull=True
-            ).update(revoked_at=now, revoked_by=by)
-            self.__dict__.pop("active_ticks", None)
         else:
             raise InvalidChange(
                 gettext("A pending opportunity is approved, rejected or, by a manager, "
@@ -548,6 +567,8 @@ class Opportunity(Permissions, Checklist, Timeouts, ConcurrentTransitionMixin, m
                 "who": by or gettext("The system"), "name": self.name,
                 "from": Stage(first.from_stage).label, "to": Stage(last.to_stage).label,
             }
+            if last.reason:  # why it moved back, died or was rejected
+                body += "\n\n" + last.reason
             return subject, body
 
         recipients = set()

@@ -51,8 +51,8 @@ class Permissions:
             return []
         if stage == Stage.DEAD:
             return [Stage.IDENTIFYING]
-        if stage == Stage.PENDING:
-            return [Stage.FINALIZING, Stage.CLOSED, Stage.DEAD]
+        if stage == Stage.PENDING:  # approved or rejected on the review page, not moved
+            return [Stage.DEAD]
         up_to_pending = ORDERED_STAGES[: ORDERED_STAGES.index(Stage.PENDING) + 1]
         return [*(s for s in up_to_pending if s != stage), Stage.DEAD]
 

@@ -20,6 +20,8 @@ from crm.models import (
     fiscal_quarter_bounds,
 )
 from pipeline.models.checklist import CommitteeMember, CriterionTick
+from pipeline.models.close_plans import ClosePlan
+from pipeline.models.orders import PurchaseOrder
 from pipeline.models.timeouts import DEADLINE_WARNING, RECENT_ACTIVITY
 from pipeline.process import (
     PROCESS,
@@ -205,7 +207,36 @@ def count_progress(cards: list[Opportunity]) -> list[Opportunity]:
     )
     for pk, size, unconfirmed in committees:
         by_pk[pk].committee_size, by_pk[pk].committee_unconfirmed = size, unconfirmed
+    with_orders = [card.pk for card in cards if card.stage in (Stage.FINALIZING, Stage.PENDING)]
+    latest = {}
+    if with_orders:  # the latest order of each: whether the gate holds, or was rejected
+        orders = PurchaseOrder.objects.filter(opportunity_id__in=with_orders).only(
+            "opportunity_id", "outcome", "failed_checks", "recorded_at").order_by(
+            "recorded_at", "pk")
+        latest = {order.opportunity_id: order for order in orders}
+    for card in cards:
+        card._current_order = latest.get(card.pk)
+    count_plans(cards)
     return cards
+
+
+def count_plans(cards: list[Opportunity]) -> None:
+    """Whether each card's close plan is accepted, and how many of its steps are overdue,
+    in one grouped query however many cards."""
+    today = timezone.localdate()
+    current = Q(steps__removed_at__isnull=True)
+    plans = (
+        ClosePlan.objects.filter(opportunity_id__in=[card.pk for card in cards])
+        .values_list("opportunity_id", "rep_accepted_at", "customer_accepted_at")
+        .annotate(step_count=models.Count("steps", filter=current),
+                  overdue_count=models.Count("steps", filter=current & Q(
+                      steps__due_date__lt=today) & ~Q(steps__status="done")))
+        .order_by()
+    )
+    found = {pk: (bool(rep and customer and steps), overdue)
+             for pk, rep, customer, steps, overdue in plans}
+    for card in cards:
+        card._close_plan_accepted, card._overdue_steps = found.get(card.pk, (False, 0))
 
 
 class PerGroup(Subquery):

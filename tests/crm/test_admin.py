@@ -20,11 +20,19 @@ from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
 from forecasting.models import Target
 from pipeline.models import (
     ChangeForbidden,
+    ClosePlan,
+    ClosePlanEvent,
+    ClosePlanStep,
     CommitteeMember,
     CriterionTick,
     DeadlineExtension,
     FieldChange,
+    HandoffTask,
+    Offer,
+    OfferLine,
     Opportunity,
+    PurchaseOrder,
+    ShareLink,
     StageChange,
     StageTimeout,
     Via,
@@ -40,6 +48,7 @@ from tests.factories import (
     TeamFactory,
     UserFactory,
     advance,
+    approve,
     satisfy_gate,
 )
 
@@ -48,7 +57,8 @@ pytestmark = pytest.mark.django_db
 
 # What happened is recorded by the models' methods and only ever read in the admin.
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
-             Notification}
+             Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
+             ClosePlanStep, ShareLink, ClosePlanEvent}
 
 
 def admin_url(model, view: str, *args) -> str:
@@ -111,6 +121,12 @@ def one_of_everything(superuser, manager, rep, sales_ops):
     """One row of every model of the three apps, made the way the app makes them."""
     opportunity = advance(OpportunityFactory(owner=rep), Stage.NEGOTIATING)
     opportunity.update_details(amount=Decimal("60000.00"), by=rep)
+    opportunity.save_offer(by=rep, service_start=timezone.localdate(),
+                           service_end=timezone.localdate() + timedelta(days=364),
+                           payment_terms="30 days net")
+    opportunity.add_offer_line(by=rep, description="Licences", quantity=Decimal(10),
+                               list_price=Decimal(6000))
+    won = approve(advance(OpportunityFactory(owner=rep), Stage.PENDING), sales_ops)
     opportunity.grant_extension(10, by=manager, reason="Board meets next month")
     Notification.send(rep, "A subject", "A message")
     return {
@@ -121,6 +137,14 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         ExchangeRate: ExchangeRateFactory(),
         Notification: Notification.objects.first(),
         Opportunity: opportunity,
+        Offer: opportunity.offer,
+        OfferLine: opportunity.offer.lines.get(),
+        PurchaseOrder: won.purchase_orders.get(),
+        HandoffTask: won.handoff_tasks.first(),
+        ClosePlan: won.close_plan,
+        ClosePlanStep: won.close_plan.steps.first(),
+        ShareLink: won.close_plan.links.first(),
+        ClosePlanEvent: won.close_plan.events.first(),
         CommitteeMember: CommitteeMember.objects.first(),
         CriterionTick: CriterionTick.objects.first(),
         StageChange: StageChange.objects.first(),
@@ -533,8 +557,7 @@ def book_of_the_leaving_rep(leaving_rep, sales_ops):
     """Two open opportunities, one closed and one dead."""
     identifying = OpportunityFactory(owner=leaving_rep)
     discovering = advance(OpportunityFactory(owner=leaving_rep), Stage.DISCOVERING)
-    closed = advance(OpportunityFactory(owner=leaving_rep), Stage.PENDING)
-    closed.move_to(Stage.CLOSED, by=sales_ops, via=Via.PAGE)
+    closed = approve(advance(OpportunityFactory(owner=leaving_rep), Stage.PENDING), sales_ops)
     dead = OpportunityFactory(owner=leaving_rep)
     dead.move_to(Stage.DEAD, by=leaving_rep, via=Via.PAGE, reason="Budget frozen",
                  dead_reason=DeadReason.NO_BUDGET)

@@ -100,14 +100,18 @@ def act(client, action, opportunities, teams):
         return client.post(f"/opportunities/{o['dead'].pk}/move/", {
             "stage": "identifying", "reason": "new budget", "version": o["dead"].version,
         }).status_code
-    if action in ("approve pending", "reject pending", "kill pending"):
-        stage, extra = {
-            "approve pending": ("closed", {}),
-            "reject pending": ("finalizing", {"reason": "customer terms attached"}),
-            "kill pending": ("dead", {"reason": "board said no", "dead_reason": "no_decision"}),
-        }[action]
-        return client.post(f"/opportunities/{o['pending'].pk}/move/",
-                           {"stage": stage, "version": o["pending"].version, **extra}).status_code
+    if action == "approve pending":
+        return client.post(f"/opportunities/{o['pending'].pk}/review/approve/", {
+            "checks": ["terms", "prices", "periods", "coverage"],
+            "version": o["pending"].version}).status_code
+    if action == "reject pending":
+        return client.post(f"/opportunities/{o['pending'].pk}/review/reject/", {
+            "checks": ["prices", "periods", "coverage"], "note": "customer terms attached",
+            "version": o["pending"].version}).status_code
+    if action == "kill pending":
+        return client.post(f"/opportunities/{o['pending'].pk}/move/", {
+            "stage": "dead", "version": o["pending"].version, "reason": "board said no",
+            "dead_reason": "no_decision"}).status_code
     if action == "set target":
         return client.post("/forecasting/targets/", {
             "team": teams["north"].pk, "fiscal_year": 2027, "quarter": 1, "amount": "500000",

@@ -12,7 +12,14 @@ from playwright.sync_api import Locator, Page, expect
 
 from pipeline.models import Opportunity, StageChange
 from pipeline.process import PROCESS, Stage
-from tests.factories import OpportunityFactory, RepFactory, advance, satisfy_gate
+from tests.factories import (
+    OpportunityFactory,
+    RepFactory,
+    SalesOpsFactory,
+    advance,
+    record_order,
+    satisfy_gate,
+)
 
 # Real commits, which the live server's thread sees; serialized_rollback brings back the
 # role groups that the flush after each test removes.
@@ -319,21 +326,82 @@ def test_a_card_of_another_rep_in_the_team_cannot_be_dragged(live_server, log_in
     assert stage_in_database(theirs) == Stage.IDENTIFYING
 
 
-def test_a_drop_on_pending_is_refused_and_the_card_stays(live_server, log_in):
+def test_a_drop_on_pending_without_an_order_asks_for_it_then_submits_it(live_server, log_in):
     rep = RepFactory()
     opportunity = advance(OpportunityFactory(owner=rep, amount=Decimal("8000")),
                           Stage.FINALIZING)
-    satisfy_gate(opportunity)
+    opportunity.tick("finalizing.customer_signed", by=rep, note="Signed by the CFO")
     page = log_in(rep)
     record_board_requests(page)
-    expect(column(page, Stage.PENDING)).to_have_attribute("data-accepts", "false")
 
     drag(page, opportunity, Stage.PENDING)
 
-    assert board_requests(page) == []
-    assert column(page, Stage.FINALIZING).locator(card(page, opportunity)).count() == 1
-    assert column(page, Stage.PENDING).locator(card(page, opportunity)).count() == 0
+    dialog = page.locator("#move-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator(".missing")).to_contain_text(
+        "The purchase order was received and recorded")
+    expect(dialog.get_by_role("link", name="Record the purchase order")).to_have_attribute(
+        "href", f"/opportunities/{opportunity.pk}/order/")
+    expect(column(page, Stage.FINALIZING).locator(card(page, opportunity))).to_have_count(1)
     assert stage_in_database(opportunity) == Stage.FINALIZING
+
+    record_order(opportunity)
+    page.goto(f"{live_server.url}/board/")
+    drag(page, opportunity, Stage.PENDING)
+
+    expect(page.locator("#board-notice")).to_contain_text("moved to Pending")
+    expect(column(page, Stage.PENDING).locator(card(page, opportunity))).to_have_count(1)
+    assert stage_in_database(opportunity) == Stage.PENDING
+
+
+def pending_order(rep) -> Opportunity:
+    opportunity = advance(OpportunityFactory(owner=rep, amount=Decimal("8000")),
+                          Stage.PENDING)
+    return opportunity
+
+
+def test_sales_ops_reject_an_order_and_the_card_is_back_in_finalizing_with_the_reason(
+        live_server, log_in):
+    rep = RepFactory()
+    opportunity = pending_order(rep)
+    page = log_in(SalesOpsFactory())
+
+    expect(page.get_by_role("heading", name="Orders to review")).to_be_visible()
+    page.locator(f'tr[data-opportunity-id="{opportunity.pk}"] a').click()
+    for check in ("prices", "periods", "coverage"):
+        page.check(f'input[name="checks"][value="{check}"]')
+    page.fill("#review-note", "Their own purchasing terms are attached.")
+    page.get_by_role("button", name="Reject: the unticked checks failed").click()
+    expect(page.get_by_text("is back in Finalizing")).to_be_visible()
+    assert stage_in_database(opportunity) == Stage.FINALIZING
+
+    page.get_by_role("button", name="Log out").click()
+    page = log_in(rep)
+    rejected = column(page, Stage.FINALIZING).locator(card(page, opportunity))
+    expect(rejected.locator(".order-rejected")).to_have_text("Order rejected")
+    rejected.locator(".card-title").click()
+    expect(page.locator(".order-rejection")).to_contain_text(
+        "Their own purchasing terms are attached.")
+    expect(page.locator(".order-rejection")).to_contain_text("The agreed terms apply")
+
+
+def test_sales_ops_approve_an_order_and_the_card_lands_in_closed_with_its_handoffs(
+        live_server, log_in):
+    rep = RepFactory()
+    opportunity = pending_order(rep)
+    page = log_in(SalesOpsFactory())
+    page.goto(f"{live_server.url}/opportunities/{opportunity.pk}/review/")
+
+    for check in ("terms", "prices", "periods", "coverage"):
+        page.check(f'input[name="checks"][value="{check}"]')
+    page.get_by_role("button", name="Approve: all four checks hold").click()
+
+    expect(page.get_by_text("is closed; its hand-off tasks are on the list")).to_be_visible()
+    page.get_by_role("link", name="Hand-offs").click()
+    expect(page.locator(f'tr[data-opportunity-id="{opportunity.pk}"]')).to_have_count(4)
+    page.get_by_role("link", name="Board").click()
+    expect(column(page, Stage.CLOSED).locator(card(page, opportunity))).to_have_count(1)
+    assert stage_in_database(opportunity) == Stage.CLOSED
 
 
 def test_scrolling_to_the_end_of_a_long_column_loads_its_next_cards_once(

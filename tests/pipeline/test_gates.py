@@ -8,7 +8,9 @@ from tests.factories import (
     ContactFactory,
     OpportunityFactory,
     RepFactory,
+    accept_close_plan,
     advance,
+    record_order,
     satisfy_gate,
     stored_state,
 )
@@ -51,6 +53,10 @@ def meet(opportunity: Opportunity, key: str) -> None:
     elif key == "confirming.committee_preferred_vendor":
         for member in opportunity.active_committee():
             opportunity.record_preferred_vendor(member.contact, by=rep)
+    elif key == "finalizing.purchase_order_recorded":
+        record_order(opportunity, by=rep)
+    elif key == "confirming.close_plan_accepted":
+        accept_close_plan(opportunity, by=rep)
     else:
         opportunity.tick(key, by=rep, note="Evidence on file")
     opportunity.reload()

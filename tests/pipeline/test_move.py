@@ -14,6 +14,7 @@ from pipeline.models import (
     GateNotMet,
     InvalidChange,
     Opportunity,
+    ReviewCheck,
     StageChange,
     Via,
 )
@@ -24,6 +25,7 @@ from tests.factories import (
     OpportunityFactory,
     RepFactory,
     advance,
+    approve,
     make_cast,
     satisfy_gate,
     stored_state,
@@ -100,10 +102,9 @@ def test_refused_move_changes_nothing(cast, refusal):
 def test_move_with_an_old_version_is_a_conflict_naming_who_changed_it(cast):
     opportunity = in_confirming(cast)
     loaded_version = opportunity.version
-    # The manager ticks the close plan on their screen after the rep loaded the page.
-    Opportunity.objects.get(pk=opportunity.pk).tick(
-        "confirming.close_plan_accepted", by=cast.manager, note="Signed close plan"
-    )
+    # The manager changes it on their screen after the rep loaded the page.
+    Opportunity.objects.get(pk=opportunity.pk).update_details(
+        by=cast.manager, next_step="The manager calls the CFO")
     before = stored_state(opportunity)
 
     with pytest.raises(Conflict) as refusal:
@@ -165,7 +166,8 @@ def test_moving_several_stages_writes_one_history_row_per_gated_step(cast):
         satisfy_gate(opportunity, stage)
     version = opportunity.version
 
-    changes = opportunity.move_to(Stage.PENDING, by=cast.rep, via=Via.BOARD)
+    # As far as the purchase order, which is recorded once there.
+    changes = opportunity.move_to(Stage.FINALIZING, by=cast.rep, via=Via.BOARD)
 
     rows = list(opportunity.stage_changes.order_by("pk"))
     assert changes == rows
@@ -175,9 +177,8 @@ def test_moving_several_stages_writes_one_history_row_per_gated_step(cast):
         ("validating", "confirming"),
         ("confirming", "negotiating"),
         ("negotiating", "finalizing"),
-        ("finalizing", "pending"),
     ]
-    assert opportunity.stage == Stage.PENDING
+    assert opportunity.stage == Stage.FINALIZING
     assert opportunity.version == version + 1
     for row in rows:
         criteria = row.checklist["criteria"]
@@ -246,9 +247,9 @@ def test_moving_back_reopens_the_target_stage_and_every_later_one(cast):
     assert {t.criterion for t in ticks.values() if t.revoked_at is not None} == {
         "validating.champion_committed",
         "confirming.offer_in_ballpark",
-        "confirming.close_plan_accepted",
         "negotiating.risk_assessment",
     }
+    assert opportunity.close_plan.rep_accepted_at is None  # accepted again, by both sides
     assert opportunity.champion == champion
     assert opportunity.champion_confirmed_at is None
     assert opportunity.champion_confirmed_by is None
@@ -534,21 +535,24 @@ def test_sales_ops_rejecting_a_pending_order_must_say_why(cast):
     before = stored_state(opportunity)
 
     with pytest.raises(InvalidChange, match="checks failed"):
-        opportunity.move_to(Stage.FINALIZING, by=cast.sales_ops, via=Via.PAGE)
+        opportunity.reject_order(by=cast.sales_ops, failed={ReviewCheck.TERMS}, note=" ")
+    with pytest.raises(InvalidChange, match="checks failed"):
+        opportunity.reject_order(by=cast.sales_ops, failed=set(), note="Their own terms")
 
     assert stored_state(opportunity) == before
-    opportunity.move_to(Stage.FINALIZING, by=cast.sales_ops, via=Via.PAGE,
-                        reason="Customer attached its own purchasing terms")
+    opportunity.reject_order(by=cast.sales_ops, failed={ReviewCheck.TERMS},
+                             note="Customer attached its own purchasing terms")
     assert opportunity.stage == Stage.FINALIZING
 
 
 def test_sales_ops_approving_a_pending_order_closes_it(cast):
     opportunity = in_pending(cast)
 
-    opportunity.move_to(Stage.CLOSED, by=cast.sales_ops, via=Via.PAGE)
+    approve(opportunity, cast.sales_ops)
 
     row = opportunity.stage_changes.order_by("pk").last()
-    assert (row.from_stage, row.to_stage, row.changed_by) == ("pending", "closed", cast.sales_ops)
+    assert (row.from_stage, row.to_stage, row.changed_by, row.via) == (
+        "pending", "closed", cast.sales_ops, Via.REVIEW)
     assert (opportunity.probability, opportunity.is_open) == (100, False)
 
 
@@ -565,8 +569,7 @@ def test_a_pending_opportunity_goes_nowhere_else(cast):
 
 
 def test_closed_is_final_even_for_an_administrator(cast):
-    opportunity = in_pending(cast)
-    opportunity.move_to(Stage.CLOSED, by=cast.sales_ops, via=Via.PAGE)
+    opportunity = approve(in_pending(cast), cast.sales_ops)
     before = stored_state(opportunity)
     admin = RepFactory(is_superuser=True)
 

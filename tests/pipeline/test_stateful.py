@@ -18,7 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from pipeline.models import ChangeRefused, Opportunity, StageChange, Via
+from pipeline.models import ChangeRefused, Opportunity, ReviewCheck, StageChange, Via
 from pipeline.process import ORDERED_STAGES, PROCESS, DeadReason, Stage, probability_case
 from tests.factories import (
     ALL_TICKED_CRITERIA,
@@ -93,12 +93,13 @@ class OpportunityLife(RuleBasedStateMachine):
         self.version += 1  # checked against the row by the invariant after this step
         return True
 
-    def move(self, target: str, who: str, **arguments) -> bool:
+    def move(self, target: str, who: str, change=None, **arguments) -> bool:
+        """A move to `target`, or the `change` (sales ops' review) that makes it."""
         rows_before = StageChange.objects.filter(opportunity=self.opportunity).count()
         source = self.opportunity.stage
-        moved = self.attempt(lambda: self.opportunity.move_to(
+        moved = self.attempt(change or (lambda: self.opportunity.move_to(
             target, by=self.person(who), via=Via.BOARD, **arguments
-        ))
+        )))
         rows = list(StageChange.objects.filter(opportunity=self.opportunity).order_by("pk"))
         if moved:
             assert self.opportunity.stage == target
@@ -220,13 +221,15 @@ class OpportunityLife(RuleBasedStateMachine):
     @precondition(lambda self: self.stage == "pending")
     @rule(who=st.sampled_from(["sales_ops", "sales_ops", "rep", "manager", "system"]))
     def approve(self, who):
-        self.move("closed", who)
+        self.move("closed", who, lambda: self.opportunity.approve_order(
+            by=self.person(who), confirmed=set(ReviewCheck.values)))
 
     @precondition(lambda self: self.stage == "pending")
     @rule(who=st.sampled_from(["sales_ops", "sales_ops", "rep", "manager", "system"]),
           reason=reasons)
     def reject(self, who, reason):
-        self.move("finalizing", who, reason=reason)
+        self.move("finalizing", who, lambda: self.opportunity.reject_order(
+            by=self.person(who), failed={ReviewCheck.TERMS}, note=reason))
 
     @rule(stage=st.sampled_from(Stage.values), who=people, reason=reasons,
           dead_reason=dead_reasons, stale=st.booleans())

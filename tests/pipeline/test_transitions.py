@@ -5,13 +5,21 @@ The matrix is typed from process.md and the issue's rules, never derived from th
 
 import pytest
 
-from pipeline.models import ChangeForbidden, ChangeRefused, Opportunity, StageChange, Via
+from pipeline.models import (
+    ChangeForbidden,
+    ChangeRefused,
+    Opportunity,
+    ReviewCheck,
+    StageChange,
+    Via,
+)
 from pipeline.process import ORDERED_STAGES, DeadReason, Stage
 from tests.factories import (
     BdrFactory,
     Cast,
     OpportunityFactory,
     advance,
+    approve,
     make_cast,
     satisfy_gate,
     stored_state,
@@ -25,17 +33,18 @@ STAGES = [
 ]
 
 # Rows: from; columns: to, in the order of STAGES.
-# Forward one or several stages up to Pending, each step gated; back from 2-6 to any
-# earlier stage with a reason; Dead from 1-6 (owner) and from Pending (manager); Pending
-# leads to Closed (approve) or Finalizing (reject) by sales ops; Dead reopens in
-# Identifying only; Closed is final; staying put is no move.
+# Forward one or several stages up to Pending, each step gated: the purchase order is
+# recorded at Finalizing, so no jump from an earlier stage passes into Pending; back from
+# 2-6 to any earlier stage with a reason; Dead from 1-6 (owner) and from Pending
+# (manager); Pending leads to Closed (approve) or Finalizing (reject) by sales ops' review;
+# Dead reopens in Identifying only; Closed is final; staying put is no move.
 MATRIX = {
     #               identifyi  discoveri  validatin  confirmin  negotiati  finalizin  pending    closed     dead  # noqa: E501
-    "identifying": ["refused", "moves",   "moves",   "moves",   "moves",   "moves",   "moves",   "refused", "moves"],  # noqa: E501
-    "discovering": ["moves",   "refused", "moves",   "moves",   "moves",   "moves",   "moves",   "refused", "moves"],  # noqa: E501
-    "validating":  ["moves",   "moves",   "refused", "moves",   "moves",   "moves",   "moves",   "refused", "moves"],  # noqa: E501
-    "confirming":  ["moves",   "moves",   "moves",   "refused", "moves",   "moves",   "moves",   "refused", "moves"],  # noqa: E501
-    "negotiating": ["moves",   "moves",   "moves",   "moves",   "refused", "moves",   "moves",   "refused", "moves"],  # noqa: E501
+    "identifying": ["refused", "moves",   "moves",   "moves",   "moves",   "moves",   "refused", "refused", "moves"],  # noqa: E501
+    "discovering": ["moves",   "refused", "moves",   "moves",   "moves",   "moves",   "refused", "refused", "moves"],  # noqa: E501
+    "validating":  ["moves",   "moves",   "refused", "moves",   "moves",   "moves",   "refused", "refused", "moves"],  # noqa: E501
+    "confirming":  ["moves",   "moves",   "moves",   "refused", "moves",   "moves",   "refused", "refused", "moves"],  # noqa: E501
+    "negotiating": ["moves",   "moves",   "moves",   "moves",   "refused", "moves",   "refused", "refused", "moves"],  # noqa: E501
     "finalizing":  ["moves",   "moves",   "moves",   "moves",   "moves",   "refused", "moves",   "refused", "moves"],  # noqa: E501
     "pending":     ["refused", "refused", "refused", "refused", "refused", "moves",   "refused", "moves",   "moves"],  # noqa: E501
     "closed":      ["refused", "refused", "refused", "refused", "refused", "refused", "refused", "refused", "refused"],  # noqa: E501
@@ -53,8 +62,7 @@ def arrange(source: str, cast: Cast) -> Opportunity:
         opportunity.move_to(Stage.DEAD, by=cast.rep, via=Via.BOARD,
                             dead_reason=DeadReason.NO_DECISION, reason="No decision this year")
     elif source == "closed":
-        advance(opportunity, Stage.PENDING)
-        opportunity.move_to(Stage.CLOSED, by=cast.sales_ops, via=Via.PAGE)
+        approve(advance(opportunity, Stage.PENDING), cast.sales_ops)
     else:
         advance(opportunity, Stage(source))
         for stage in ORDERED_STAGES[ORDERED_STAGES.index(Stage(source)): 6]:
@@ -72,6 +80,16 @@ def actor_for(source: str, target: str, cast: Cast):
     if source == "closed":
         return cast.sales_ops
     return cast.rep
+
+
+def decide(opportunity: Opportunity, *, target: str, by, **move) -> None:
+    """A move, or sales ops' review where the opportunity waits for one."""
+    if opportunity.stage == Stage.PENDING and target == "closed":
+        opportunity.approve_order(by=by, confirmed=set(ReviewCheck.values))
+    elif opportunity.stage == Stage.PENDING and target == "finalizing":
+        opportunity.reject_order(by=by, failed={ReviewCheck.PRICES}, note=move["reason"])
+    else:
+        opportunity.move_to(target, by=by, **move)
 
 
 def steps(source: str, target: str) -> int:
@@ -97,8 +115,8 @@ def test_move_between_stages_follows_the_process(source, target):
     expected = MATRIX[source][STAGES.index(target)]
 
     try:
-        opportunity.move_to(
-            target, by=actor_for(source, target, cast), via=Via.BOARD,
+        decide(
+            opportunity, target=target, by=actor_for(source, target, cast), via=Via.BOARD,
             reason="Stated reason", dead_reason=DeadReason.OTHER if target == "dead" else "",
         )
     except ChangeRefused as refusal:
@@ -192,10 +210,10 @@ def test_who_may_make_a_move(source, target, who, expected):
 
     if expected == "forbidden":
         with pytest.raises(ChangeForbidden):
-            opportunity.move_to(**move)
+            decide(opportunity, **move)
         assert stored_state(opportunity) == before
     else:
-        opportunity.move_to(**move)
+        decide(opportunity, **move)
         assert opportunity.stage == target
 
 

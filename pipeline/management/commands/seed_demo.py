@@ -55,6 +55,7 @@ from crm.models import (
     fiscal_quarter,
     fiscal_quarter_bounds,
 )
+from pipeline.management.demo_orders import create_orders
 from pipeline.models import (
     CommitteeMember,
     CriterionTick,
@@ -1007,6 +1008,8 @@ class DemoData:
             "validating.committee_identified": bool(members),
             "confirming.committee_preferred_vendor":
                 bool(members) and all(member[2] for member in members),
+            "confirming.close_plan_accepted": False,  # died with the plan in the works
+            "finalizing.purchase_order_recorded": False,  # died before recording one
         }
         criteria = {}
         for criterion in PROCESS[stage].exit_criteria:
@@ -1062,12 +1065,13 @@ def seed_demo(opportunities: int, seed: int) -> dict[str, int]:
                                    if demo.role == Role.SALES_OPS))
         data = DemoData(random.Random(seed), users)
         data.create_opportunities(opportunities)
+        orders = create_orders(data.rng, data.sales_ops_id)
     if connection.vendor == "postgresql":
         # Fresh statistics, or the planner guesses a dozen rows per stage and sorts whole
         # columns instead of reading the first cards off the index (docs/benchmarks.md).
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-    return data.counts()
+    return {**data.counts(), **orders}
 
 
 class Command(BaseCommand):

@@ -1,0 +1,15 @@
+from django.utils.functional import SimpleLazyObject
+
+from pipeline.models import Opportunity
+from pipeline.process import Stage
+
+
+def orders_waiting(request):
+    """For sales ops, the count beside "Orders to review" in the top bar. Lazy: only pages
+    that draw the top bar count."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not (user.is_sales_ops
+                                                         or user.is_superuser):
+        return {}
+    return {"orders_waiting": SimpleLazyObject(
+        Opportunity.objects.filter(stage=Stage.PENDING).count)}
