@@ -263,6 +263,17 @@ def fiscal_quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
     return first, after
 
 
+def quarter_from_text(value: str) -> tuple[int, int]:
+    """(fiscal year, quarter) from "2027-Q1"; ValueError for anything else, or a quarter
+    beyond the calendar (year 0, or after 9999)."""
+    year, separator, quarter = value.partition("-Q")
+    if not (separator and len(year) == 4 and year.isdigit() and quarter in "1234"
+            and quarter):
+        raise ValueError(value)
+    fiscal_quarter_bounds(int(year), int(quarter))
+    return int(year), int(quarter)
+
+
 def business_days_between(start: date, end: date) -> int:
     """Weekdays after `start` up to and including `end` (weekends excluded; public
     holidays differ by country and are not known here)."""

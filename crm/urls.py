@@ -9,5 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("pipeline.urls")),
     path("", include("crm.app_urls")),
-    path("forecasting/", include("forecasting.urls")),
+    path("", include("forecasting.urls")),
 ]

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Team
+from crm.models import Team, quarter_from_text
 
 
 class TargetForm(forms.Form):
@@ -15,3 +15,27 @@ class TargetForm(forms.Form):
     def __init__(self, *args, teams, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = teams
+
+
+class ForecastForm(forms.Form):
+    """The dashboard's quarter and scope; they live in the URL so a view can be shared."""
+
+    quarter = forms.RegexField(label=_("Quarter"), required=False, regex=r"^\d{4}-Q[1-4]$",
+                               widget=forms.TextInput(attrs={"size": 8,
+                                                             "list": "forecast-quarters"}))
+    team = forms.ModelChoiceField(label=_("Team"), required=False,
+                                  queryset=Team.objects.none(), empty_label=_("All I may see"))
+
+    def __init__(self, *args, teams, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = teams
+
+    def clean_quarter(self) -> str:
+        value = self.cleaned_data["quarter"]
+        if value:
+            try:
+                quarter_from_text(value)
+            except ValueError:
+                raise forms.ValidationError(
+                    _("There is no quarter %s in the calendar.") % value) from None
+        return value

@@ -4,5 +4,7 @@ from forecasting import views
 
 app_name = "forecasting"
 urlpatterns = [
-    path("targets/", views.target_list, name="target_list"),
+    path("", views.home, name="home"),
+    path("forecast/", views.forecast, name="forecast"),
+    path("forecasting/targets/", views.target_list, name="target_list"),
 ]

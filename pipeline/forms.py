@@ -11,7 +11,7 @@ from crm.models import (
     Role,
     User,
     company_currency,
-    fiscal_quarter_bounds,
+    quarter_from_text,
     validate_single_line,
 )
 from pipeline.models import (
@@ -186,9 +186,8 @@ class BoardFilterForm(forms.Form):
     def clean_quarter(self) -> str:
         value = self.cleaned_data["quarter"]
         if value:
-            year, quarter = value.split("-Q")
             try:
-                fiscal_quarter_bounds(int(year), int(quarter))
+                quarter_from_text(value)
             except ValueError:  # beyond the calendar: year 0, or a quarter after 9999
                 raise forms.ValidationError(
                     _("There is no quarter %s in the calendar.") % value) from None
@@ -196,10 +195,7 @@ class BoardFilterForm(forms.Form):
 
     def closing_quarter(self) -> tuple[int, int] | None:
         value = self.cleaned_data.get("quarter")
-        if not value:
-            return None
-        year, quarter = value.split("-Q")
-        return int(year), int(quarter)
+        return quarter_from_text(value) if value else None
 
 
 class OfferForm(forms.ModelForm):

@@ -327,10 +327,3 @@ def handoff_assign(request, pk: int):
                      % {"task": task, "who": task.assigned_to})
     return HttpResponseRedirect(reverse("pipeline:handoff_list"))
 
-
-@login_required
-def home(request):
-    """Sales ops start at their queue, everyone else at the board."""
-    if request.user.is_sales_ops:
-        return HttpResponseRedirect(reverse("pipeline:order_queue"))
-    return HttpResponseRedirect(reverse("pipeline:board"))

@@ -4,7 +4,6 @@ from pipeline import order_views, plan_views, views
 
 app_name = "pipeline"
 urlpatterns = [
-    path("", order_views.home, name="home"),
     path("board/", views.board, name="board"),
     path("board/columns/<str:stage>/", views.board_column, name="board_column"),
     path("opportunities/new/", views.opportunity_create, name="opportunity_create"),

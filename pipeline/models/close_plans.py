@@ -318,30 +318,36 @@ class Planning:
     def change_plan_step(self, step_id: int, *, by: User, material: bool | None,
                          expected_version: int | None = None, **changes) -> ClosePlanStep:
         """Change a step's title, owner, due date or status. Once both sides accepted, the
-        rep says whether the change is material: it then withdraws the customer's
-        acceptance; a typo fix does not."""
+        rep says whether a change to the plan is material: it then withdraws the
+        customer's acceptance; a typo fix does not. Progress (the status) is no change to
+        the plan."""
         with transaction.atomic():
             locked = self._lock_for_plan(by, expected_version)
             plan = self._plan_of(locked)
             step = plan.steps.filter(pk=step_id, removed_at__isnull=True).first()
             if step is None:
                 raise InvalidChange(gettext("That step is not on the plan."))
-            if plan.is_accepted and material is None:
-                raise InvalidChange(gettext("Both sides accepted the plan: say whether this "
-                                            "change is material."))
             if "owner_user" in changes or "owner_contact" in changes:
                 changes["owner_user"], changes["owner_contact"] = self._checked_owner(
                     locked, changes.get("owner_user"), changes.get("owner_contact"))
-            if "status" in changes:
-                changes["done_on"] = timezone.localdate() \
-                    if changes["status"] == StepStatus.DONE else None
             if "title" in changes:
                 changes["title"] = changes["title"].strip()
-            for name, value in changes.items():
+            changed = {name: value for name, value in changes.items()
+                       if getattr(step, name) != value}
+            if not changed:
+                return step
+            plan_changed = bool(set(changed) - {"status"})
+            if plan.is_accepted and plan_changed and material is None:
+                raise InvalidChange(gettext("Both sides accepted the plan: say whether this "
+                                            "change is material."))
+            if "status" in changed:
+                changed["done_on"] = timezone.localdate() \
+                    if changed["status"] == StepStatus.DONE else None
+            for name, value in changed.items():
                 setattr(step, name, value)
             step.save()
             plan.record(PlanEvent.STEP_CHANGED, user=by, detail=step.title)
-            self._after_plan_change(plan, by, bool(material))
+            self._after_plan_change(plan, by, bool(material) and plan_changed)
             self._changed(locked, by)
         return step
 

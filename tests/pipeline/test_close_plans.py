@@ -143,6 +143,9 @@ def test_a_material_change_withdraws_the_customers_acceptance_a_typo_fix_does_no
                                  title="Order signed by the CFO.")
     assert ClosePlan.objects.get().customer_accepted_at is not None
 
+    opportunity.change_plan_step(step.pk, by=rep, material=None, status="in_progress")
+    assert ClosePlan.objects.get().customer_accepted_at is not None  # progress, not a change
+
     opportunity.change_plan_step(step.pk, by=rep, material=True,
                                  due_date=TODAY() + timedelta(days=60))
     plan = ClosePlan.objects.get()
