@@ -32,10 +32,16 @@ from django.db import connection  # noqa: E402
 
 from crm.models import Account, Contact  # noqa: E402
 from pipeline.models import (  # noqa: E402
+    ClosePlan,
+    ClosePlanStep,
     CommitteeMember,
     CriterionTick,
     FieldChange,
+    HandoffTask,
+    Offer,
+    OfferLine,
     Opportunity,
+    PurchaseOrder,
     StageChange,
 )
 
@@ -47,6 +53,12 @@ COUNTED = {
     "criterion ticks": CriterionTick,
     "committee members": CommitteeMember,
     "field changes": FieldChange,
+    "close plans": ClosePlan,
+    "close plan steps": ClosePlanStep,
+    "offers": Offer,
+    "offer lines": OfferLine,
+    "purchase orders": PurchaseOrder,
+    "hand-off tasks": HandoffTask,
 }
 
 
