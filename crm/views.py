@@ -13,7 +13,6 @@ from django.views.i18n import set_language
 
 from crm.forms import AccountForm, ContactForm
 from crm.models import Account, Contact
-from pipeline.models import ChangeRefused, Opportunity, archive_contact
 
 
 @login_required
@@ -32,7 +31,7 @@ def account_create(request):
     if request.method == "POST" and form.is_valid():
         account = form.save()
         messages.success(request, _("Account “%s” created.") % account.name)
-        return HttpResponseRedirect(reverse("crm:account_detail", args=[account.pk]))
+        return HttpResponseRedirect(reverse("pipeline:account_detail", args=[account.pk]))
     status = 400 if request.method == "POST" else 200
     return TemplateResponse(request, "crm/account_form.html", {"form": form}, status=status)
 
@@ -44,43 +43,10 @@ def account_edit(request, pk: int):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, _("Account “%s” saved.") % account.name)
-        return HttpResponseRedirect(reverse("crm:account_detail", args=[account.pk]))
+        return HttpResponseRedirect(reverse("pipeline:account_detail", args=[account.pk]))
     status = 400 if request.method == "POST" else 200
     return TemplateResponse(request, "crm/account_form.html",
                             {"form": form, "account": account}, status=status)
-
-
-@login_required
-def account_detail(request, pk: int):
-    return account_page(request, get_object_or_404(Account, pk=pk))
-
-
-def account_page(request, account: Account, *, contact_form: ContactForm | None = None,
-                 refusal: str = "", status: int = 200) -> TemplateResponse:
-    """The account with its current contacts and the opportunities this user may see."""
-    opportunities = Opportunity.objects.visible_to(request.user).filter(account=account)
-    return TemplateResponse(request, "crm/account_detail.html", {
-        "account": account,
-        "contacts": account.contacts.filter(archived_at__isnull=True),
-        "archived_contacts": account.contacts.filter(archived_at__isnull=False),
-        "opportunities": opportunities.select_related("owner"),
-        "contact_form": contact_form or ContactForm(),
-        "refusal": refusal,
-    }, status=status)
-
-
-@require_POST
-@login_required
-def contact_create(request, pk: int):
-    account = get_object_or_404(Account, pk=pk)
-    form = ContactForm(request.POST)
-    if not form.is_valid():
-        return account_page(request, account, contact_form=form, status=400)
-    contact = form.save(commit=False)
-    contact.account = account
-    contact.save()
-    messages.success(request, _("Contact %s added.") % contact)
-    return HttpResponseRedirect(reverse("crm:account_detail", args=[account.pk]))
 
 
 @login_required
@@ -91,24 +57,10 @@ def contact_edit(request, pk: int):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, _("Contact %s saved.") % contact)
-        return HttpResponseRedirect(reverse("crm:account_detail", args=[contact.account_id]))
+        return HttpResponseRedirect(reverse("pipeline:account_detail", args=[contact.account_id]))
     status = 400 if request.method == "POST" else 200
     return TemplateResponse(request, "crm/contact_form.html",
                             {"form": form, "contact": contact}, status=status)
-
-
-@require_POST
-@login_required
-def contact_archive(request, pk: int):
-    contact = get_object_or_404(Contact.objects.select_related("account"), pk=pk,
-                                archived_at__isnull=True)
-    try:
-        archive_contact(contact, by=request.user)
-    except ChangeRefused as refusal:
-        return account_page(request, contact.account, refusal=refusal.message,
-                            status=refusal.status_code)
-    messages.success(request, _("Contact %s archived.") % contact)
-    return HttpResponseRedirect(reverse("crm:account_detail", args=[contact.account_id]))
 
 
 @require_POST
@@ -117,7 +69,7 @@ def contact_restore(request, pk: int):
     contact = get_object_or_404(Contact, pk=pk, archived_at__isnull=False)
     contact.restore()
     messages.success(request, _("Contact %s restored.") % contact)
-    return HttpResponseRedirect(reverse("crm:account_detail", args=[contact.account_id]))
+    return HttpResponseRedirect(reverse("pipeline:account_detail", args=[contact.account_id]))
 
 
 @login_required

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from crm.admin import ProgressionModelAdmin, RefusalsAsMessagesMixin
+from crm.admin import ProgressionModelAdmin
 from crm.models import Team, User
 from forecasting.models import Target
+from pipeline.admin import RefusalsAsMessagesMixin
 
 
 class TargetAdminForm(forms.ModelForm):

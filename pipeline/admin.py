@@ -8,20 +8,26 @@ and the rows that record what happened are view-only.
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db import transaction
+from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from crm.admin import (
     HistoryAdmin,
     ProgressionModelAdmin,
-    RefusalsAsMessagesMixin,
+    ProgressionUserAdmin,
     SalesOpsConfigurationAdmin,
 )
-from crm.models import Account, ExchangeRate, User
+from crm.models import Account, ExchangeRate, Role, User
 from pipeline.models import (
+    ChangeRefused,
     ClosePlan,
     ClosePlanEvent,
     ClosePlanStep,
@@ -39,6 +45,22 @@ from pipeline.models import (
     StageTimeout,
     Via,
 )
+
+
+class RefusalsAsMessagesMixin:
+    """A change the model refuses becomes an error message on the same page, not a 500.
+
+    The admin's form view runs in one transaction, so the refusal has rolled everything
+    back by the time the message is shown.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ChangeRefused as refusal:
+            self.message_user(request, refusal.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
 
 
 def of_visible_opportunities(queryset, user: User):
@@ -373,3 +395,116 @@ class ClosePlanEventAdmin(PlanRowAdmin):
     list_display = ("plan", "kind", "at", "by_user", "by_contact", "via_link")
     list_filter = ("kind",)
     list_select_related = ("plan__opportunity", "by_user", "by_contact")
+
+
+# --- reassigning a leaving person's opportunities: an action on crm's user admin ---
+
+
+class ReassignForm(forms.Form):
+    """The intermediate page of the bulk reassignment: who takes over."""
+
+    new_owner = forms.ModelChoiceField(
+        label=_("New owner"),
+        queryset=User.objects.none(),
+        help_text=_("An active account executive; they are notified of each opportunity."),
+    )
+
+    def __init__(self, *args, candidates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_owner"].queryset = candidates
+
+
+def may_reassign_from(actor: User, leaving: User) -> bool:
+    """Superusers, and the manager of the leaving person's team."""
+    return actor.is_superuser or (actor.is_manager and leaving.team_id in actor.team_ids)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdminWithReassignment(ProgressionUserAdmin):
+    """crm's user admin, with the bulk reassignment of open opportunities (crm never
+    imports the other apps, so the action lives here)."""
+
+    actions = ["reassign_open_opportunities"]
+
+    def has_reassign_permission(self, request) -> bool:
+        return request.user.is_superuser or request.user.is_manager
+
+    @admin.action(description=_("Reassign open opportunities…"), permissions=["reassign"])
+    def reassign_open_opportunities(self, request, queryset):
+        """Hand every open opportunity of the selected people to one active rep."""
+        leaving = list(queryset.select_related("team"))
+        not_theirs = [user for user in leaving if not may_reassign_from(request.user, user)]
+        if not_theirs:
+            self.message_user(
+                request,
+                gettext("Only a superuser or their team's manager reassigns the "
+                        "opportunities of %s. Nothing was reassigned.")
+                % ", ".join(str(user) for user in not_theirs),
+                messages.ERROR,
+            )
+            return None
+        opportunities = (
+            Opportunity.objects.visible_to(request.user).open()
+            .filter(owner__in=leaving).select_related("owner").order_by("pk")
+        )
+        form = ReassignForm(
+            request.POST if "apply" in request.POST else None,
+            candidates=self._new_owner_candidates(request.user, leaving),
+        )
+        if form.is_valid():
+            self._reassign(request, list(opportunities), form.cleaned_data["new_owner"])
+            return None
+        open_counts = dict(
+            opportunities.order_by().values_list("owner").annotate(total=Count("*"))
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Reassign open opportunities"),
+            "opts": self.opts,
+            "form": form,
+            "leaving": [(user, open_counts.get(user.pk, 0)) for user in leaving],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "reassign_open_opportunities",
+            "media": self.media + form.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/crm/reassign.html", context)
+
+    @staticmethod
+    def _new_owner_candidates(actor: User, leaving: list[User]):
+        candidates = User.objects.filter(is_active=True, groups__name=Role.REP).exclude(
+            pk__in=[user.pk for user in leaving]
+        )
+        if not actor.is_superuser:
+            candidates = candidates.filter(team_id__in=actor.team_ids)
+        return candidates.order_by("last_name", "first_name", "username")
+
+    def _reassign(self, request, opportunities: list[Opportunity], new_owner: User) -> None:
+        """All or nothing: each move writes its FieldChange row, notification and log entry."""
+        try:
+            with transaction.atomic():
+                for opportunity in opportunities:
+                    previous_owner = opportunity.owner
+                    opportunity.update_details(owner=new_owner, by=request.user, via=Via.ADMIN)
+                    self.log_change(
+                        request, opportunity,
+                        gettext("Reassigned from %(old)s to %(new)s.")
+                        % {"old": previous_owner, "new": new_owner},
+                    )
+        except ChangeRefused as refusal:
+            self.message_user(
+                request, gettext("Nothing was reassigned: %s") % refusal.message,
+                messages.ERROR,
+            )
+            return
+        self.message_user(
+            request,
+            ngettext("%(count)d open opportunity now belongs to %(owner)s.",
+                     "%(count)d open opportunities now belong to %(owner)s.",
+                     len(opportunities))
+            % {"count": len(opportunities), "owner": new_owner},
+            messages.SUCCESS,
+        )

@@ -1,10 +1,14 @@
 from django.urls import path
 
-from pipeline import order_views, plan_views, views
+from pipeline import account_views, order_views, plan_views, views
 
 app_name = "pipeline"
 urlpatterns = [
     path("board/", views.board, name="board"),
+    path("accounts/<int:pk>/", account_views.account_detail, name="account_detail"),
+    path("accounts/<int:pk>/contacts/new/", account_views.contact_create,
+         name="contact_create"),
+    path("contacts/<int:pk>/archive/", account_views.contact_archive, name="contact_archive"),
     path("board/columns/<str:stage>/", views.board_column, name="board_column"),
     path("opportunities/new/", views.opportunity_create, name="opportunity_create"),
     path("opportunities/<int:pk>/", views.opportunity_detail, name="opportunity_detail"),
