@@ -64,3 +64,41 @@ def test_the_rep_screens_pass_the_automated_accessibility_checks(live_server, lo
     found["gate refusal"] = violations(page)
 
     assert {where: report for where, report in found.items() if report} == {}
+
+
+def test_the_deal_desk_screens_pass_the_automated_accessibility_checks(live_server, log_in,
+                                                                        page):
+    """The offer, the close plan (the rep's and the customer's), the order form, sales
+    ops' queue, review and hand-offs, and the forecast."""
+    from pipeline.models import ReviewCheck
+    from tests.factories import ManagerFactory, SalesOpsFactory, record_order
+
+    rep = RepFactory()
+    manager = ManagerFactory(team=rep.team)
+    at_finalizing = advance(OpportunityFactory(owner=rep), Stage.FINALIZING)
+    pending = advance(OpportunityFactory(owner=rep), Stage.PENDING)
+    won = advance(OpportunityFactory(owner=rep), Stage.PENDING)
+    won.approve_order(by=SalesOpsFactory(), confirmed=set(ReviewCheck.values))
+    contact = at_finalizing.close_plan.steps.first().owner_contact
+    _link, token = at_finalizing.share_close_plan(contact, by=rep)
+    record_order(at_finalizing)
+
+    found = {}
+    page.goto(f"{live_server.url}/plan/{token}/")
+    found["shared plan"] = violations(page)
+    page.goto(f"{live_server.url}/plan/not-a-token/")
+    found["closed link"] = violations(page)
+    rep_page = log_in(rep)
+    for path in (f"/opportunities/{at_finalizing.pk}/plan/",
+                 f"/opportunities/{at_finalizing.pk}/offer/",
+                 f"/opportunities/{at_finalizing.pk}/order/", "/forecast/"):
+        rep_page.goto(f"{live_server.url}{path}")
+        found[path] = violations(rep_page)
+    rep_page.get_by_role("button", name="Log out").click()
+    ops_page = log_in(SalesOpsFactory())
+    for path in ("/orders/pending/", f"/opportunities/{pending.pk}/review/", "/handoffs/"):
+        ops_page.goto(f"{live_server.url}{path}")
+        found[path] = violations(ops_page)
+    assert manager  # the forecast shows the team's rows
+
+    assert {where: report for where, report in found.items() if report} == {}
