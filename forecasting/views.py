@@ -1,13 +1,22 @@
+import csv
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Sum
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.models import Team, User, fiscal_quarter, fiscal_quarters_around, quarter_from_text
+from crm.models import (
+    Team,
+    User,
+    company_currency,
+    fiscal_quarter,
+    fiscal_quarters_around,
+    quarter_from_text,
+)
 from forecasting.forms import ForecastForm, TargetForm
 from forecasting.models import Target
 from forecasting.rollups import quarter_forecast
@@ -68,6 +77,8 @@ def forecast(request) -> TemplateResponse:
               .aggregate(total=Sum("amount"))["total"])
     owners = User.objects.filter(pk__in=per_owner).order_by("first_name", "last_name")
     quarter_text = f"{year}-Q{quarter}"
+    if request.GET.get("format") == "csv" and not form.errors:
+        return forecast_csv(quarter_text, [(owner, per_owner[owner.pk]) for owner in owners])
     return TemplateResponse(request, "forecasting/forecast.html", {
         "form": form,
         "quarter": quarter_text,
@@ -82,6 +93,20 @@ def forecast(request) -> TemplateResponse:
                                            timezone.localdate()))}
                  for owner in owners],
     }, status=400 if form.errors else 200)
+
+
+def forecast_csv(quarter: str, rows: list) -> HttpResponse:
+    """The per-owner table as a spreadsheet reads it: amounts as plain decimals."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="forecast-{quarter}.csv"'
+    writer = csv.writer(response)
+    writer.writerow([_("Owner"), _("Closed"), _("Commit"), _("Best Case"), _("Pipeline"),
+                     _("Weighted pipeline"), _("Currency")])
+    for owner, figures in rows:
+        writer.writerow([str(owner), figures.closed, figures.amounts["commit"],
+                         figures.amounts["best_case"], figures.amounts["pipeline"],
+                         figures.weighted, company_currency()])
+    return response
 
 
 def board_links(owner: User, quarter: str, *, current: bool) -> dict[str, str]:

@@ -108,6 +108,23 @@ def test_managers_start_at_the_forecast_and_reps_see_only_their_team(client, tea
     assert figure(client.get("/forecast/").content.decode(), "commit") == "100,000 EUR"
 
 
+def test_the_owner_table_downloads_as_csv(client, team):
+    manager, anna, ben = team
+    deal(anna, Stage.NEGOTIATING, "100000")
+    deal(ben, Stage.CONFIRMING, "40000")
+    client.force_login(manager)
+
+    response = client.get("/forecast/?format=csv")
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    lines = response.content.decode().splitlines()
+    assert lines[0] == "Owner,Closed,Commit,Best Case,Pipeline,Weighted pipeline,Currency"
+    assert sorted(lines[1:]) == sorted([
+        f"{anna},0.00,100000.00,0.00,0.00,75000.00,EUR",
+        f"{ben},0.00,0.00,40000.00,0.00,24000.00,EUR",
+    ])
+
+
 def test_a_quarter_beyond_the_calendar_is_refused_with_a_message(client, team):
     manager, anna, ben = team
     client.force_login(manager)
