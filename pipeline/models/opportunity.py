@@ -440,10 +440,11 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         return changes
 
     def _hand_over_to(self, account_executive, by, via, now) -> User | None:
-        """Leaving stage 1 names the account executive who takes over from the BDR."""
+        """Leaving stage 1 names the account executive who takes over from the BDR; the
+        one handed to, or None when the owner carries on (no hand-over to record)."""
         if account_executive is None:
             if self.owner.is_rep:
-                return self.owner
+                return None
             raise InvalidChange(
                 gettext("Name the account executive who takes over when leaving %s.")
                 % Stage.IDENTIFYING.label
@@ -459,9 +460,10 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
                 gettext("%s is not in the team of this opportunity; a manager reassigns "
                         "across teams.") % account_executive
             )
-        if account_executive.pk != self.owner_id:
-            self._record_field_change("owner", self.owner, account_executive, by, via, now)
-            self.owner = account_executive
+        if account_executive.pk == self.owner_id:
+            return None
+        self._record_field_change("owner", self.owner, account_executive, by, via, now)
+        self.owner = account_executive
         return account_executive
 
     def _move_back(self, target, by, via, reason, is_undo, now):

@@ -355,6 +355,17 @@ def test_leaving_identifying_hands_the_opportunity_over_to_the_account_executive
         opportunity.move_to(Stage.IDENTIFYING, by=cast.bdr, via=Via.BOARD, reason="Undo")
 
 
+def test_an_owner_moving_their_own_card_out_of_identifying_hands_nothing_over(cast):
+    opportunity = OpportunityFactory(owner=cast.rep)
+    satisfy_gate(opportunity)
+
+    changes = opportunity.move_to(Stage.DISCOVERING, by=cast.rep, via=Via.BOARD,
+                                  account_executive=cast.rep)
+
+    assert [change.handed_to for change in changes] == [None]
+    assert not opportunity.field_changes.exists()
+
+
 def test_handover_is_recorded_on_the_first_step_only_of_a_multi_stage_move(cast):
     opportunity = bdr_opportunity(cast)
     satisfy_gate(opportunity, Stage.DISCOVERING, by=cast.bdr)

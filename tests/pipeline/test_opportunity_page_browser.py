@@ -1,11 +1,13 @@
 """The opportunity page's move form in a real browser: it asks only for what a move needs."""
 
+from decimal import Decimal
+
 import pytest
 from playwright.sync_api import expect
 
-from pipeline.models import Opportunity
+from pipeline.models import FieldChange, Opportunity
 from pipeline.process import DeadReason, Stage
-from tests.factories import OpportunityFactory, RepFactory, advance
+from tests.factories import OpportunityFactory, RepFactory, advance, satisfy_gate
 
 pytestmark = [
     pytest.mark.browser,
@@ -42,3 +44,36 @@ def test_the_move_form_asks_for_a_reason_only_when_the_move_needs_one(live_serve
     expect(page.locator(".messages")).to_contain_text(str(Stage.DEAD.label))
     opportunity = Opportunity.objects.get(pk=opportunity.pk)
     assert (opportunity.stage, opportunity.dead_reason) == (Stage.DEAD, DeadReason.NO_BUDGET)
+
+
+def test_moving_ones_own_card_out_of_identifying_records_no_hand_over(live_server, log_in):
+    """Issue 14: "handed over to" was written although the owner stayed the same."""
+    rep = RepFactory(first_name="Anna", last_name="Keller")
+    opportunity = OpportunityFactory(owner=rep)
+    satisfy_gate(opportunity)
+    page = log_in(rep)
+    page.goto(f"{live_server.url}/opportunities/{opportunity.pk}/")
+
+    page.locator(".page-move-form").get_by_role("button", name="Move", exact=True).click()
+
+    timeline = page.locator(".timeline")
+    expect(timeline).to_contain_text("moved it from Identifying Opportunity to Discovering")
+    expect(timeline).not_to_contain_text("handed over")
+    assert Opportunity.objects.get(pk=opportunity.pk).stage == Stage.DISCOVERING
+
+
+def test_two_changes_in_the_same_second_show_newest_first(live_server, log_in):
+    """Issue 14: the history is newest first, by time and then by the order written."""
+    rep = RepFactory()
+    opportunity = OpportunityFactory(owner=rep, amount=Decimal("1000"))
+    opportunity.update_details(by=rep, amount=Decimal("2000"))
+    opportunity.update_details(by=rep, amount=Decimal("3000"))
+    same_second = FieldChange.objects.order_by("pk").first().changed_at
+    FieldChange.objects.update(changed_at=same_second)
+    page = log_in(rep)
+
+    page.goto(f"{live_server.url}/opportunities/{opportunity.pk}/")
+
+    entries = page.locator(".timeline li")
+    expect(entries.first).to_contain_text("from 2,000.00 to 3,000.00")
+    expect(entries.nth(1)).to_contain_text("from 1,000.00 to 2,000.00")

@@ -953,8 +953,6 @@ class DemoData:
             changed_by, reason, dead_reason, handed_to = owner_id, "", "", None
             if target == NEXT.get(source):
                 checklist = self.passed_snapshot(source, ticks)
-                if source == Stage.IDENTIFYING:
-                    handed_to = owner_id
                 if source == Stage.PENDING:
                     changed_by = self.sales_ops_id  # only sales ops approve an order
             elif target == Stage.DEAD:
