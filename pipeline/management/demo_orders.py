@@ -21,6 +21,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from crm.models import Contact
+from pipeline.management.bulk_rows import BATCH_SIZE
 from pipeline.models import (
     ClosePlan,
     ClosePlanStep,
@@ -39,7 +40,6 @@ from pipeline.models import (
 from pipeline.models.orders import document_storage
 from pipeline.process import Stage
 
-BATCH_SIZE = 2000
 DEMO_DOCUMENT = "demo/purchase-order.pdf"
 # A one-page PDF that says what it is.
 DEMO_PDF = (

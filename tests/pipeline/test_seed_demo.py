@@ -280,6 +280,7 @@ def test_a_negative_number_of_opportunities_is_refused():
 
 @pytest.mark.django_db
 def test_a_failure_while_loading_leaves_nothing_behind(monkeypatch):
+    from pipeline.management import bulk_rows
     from pipeline.management.commands import seed_demo
 
     def fail_on_ticks(original):
@@ -289,8 +290,8 @@ def test_a_failure_while_loading_leaves_nothing_behind(monkeypatch):
             return original(rows, *args)
         return write
 
-    monkeypatch.setattr(seed_demo, "copy_rows", fail_on_ticks(seed_demo.copy_rows))
-    monkeypatch.setattr(seed_demo, "insert_rows", fail_on_ticks(seed_demo.insert_rows))
+    monkeypatch.setattr(bulk_rows, "copy_rows", fail_on_ticks(bulk_rows.copy_rows))
+    monkeypatch.setattr(bulk_rows, "insert_rows", fail_on_ticks(bulk_rows.insert_rows))
     monkeypatch.setattr(seed_demo, "OPPORTUNITIES_PER_BATCH", 20)  # fails mid-way
 
     with pytest.raises(RuntimeError, match="disk full"):
