@@ -122,6 +122,11 @@ class User(AbstractUser):
         return self.has_role(Role.MANAGER)
 
     @property
+    def reviews_orders(self) -> bool:
+        """Sales ops (and superusers) review purchase orders and own the hand-offs."""
+        return self.is_superuser or self.is_sales_ops
+
+    @property
     def may_open_opportunities(self) -> bool:
         """Reps and BDRs open their own, managers their team's; sales ops and people
         without a role open none (whose, exactly: Opportunity.may_be_opened)."""

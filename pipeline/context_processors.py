@@ -8,8 +8,7 @@ def orders_waiting(request):
     """For sales ops, the count beside "Orders to review" in the top bar. Lazy: only pages
     that draw the top bar count."""
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not (user.is_sales_ops
-                                                         or user.is_superuser):
+    if user is None or not user.is_authenticated or not user.reviews_orders:
         return {}
     return {"orders_waiting": SimpleLazyObject(
         Opportunity.objects.filter(stage=Stage.PENDING).count)}

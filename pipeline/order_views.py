@@ -37,19 +37,12 @@ from pipeline.models import (
     ReviewCheck,
 )
 from pipeline.process import Stage
+from pipeline.views import visible_opportunity
 
 # Sales ops review a pending order within this many business days (process.md, stage 7).
 REVIEW_TARGET_DAYS = 3
 # An order whose quarter ends this soon is highlighted: a rejection costs days.
 QUARTER_END_WARNING_DAYS = 7
-
-
-def visible_opportunity(request, pk: int) -> Opportunity:
-    return get_object_or_404(Opportunity.objects.visible_to(request.user), pk=pk)
-
-
-def is_sales_ops(user) -> bool:
-    return user.is_superuser or user.is_sales_ops
 
 
 def sales_ops_only(request) -> TemplateResponse:
@@ -192,7 +185,7 @@ def order_document(request, pk: int) -> FileResponse:
 @login_required
 def order_queue(request) -> TemplateResponse:
     """Every pending opportunity, longest waiting first, against the review target."""
-    if not is_sales_ops(request.user):
+    if not request.user.reviews_orders:
         return sales_ops_only(request)
     latest_order = PurchaseOrder.objects.filter(opportunity=OuterRef("pk")).order_by(
         "-recorded_at", "-pk").values("number")[:1]
@@ -234,7 +227,7 @@ def queue_row(opportunity: Opportunity, today) -> dict:
 def order_review(request, pk: int) -> TemplateResponse:
     """The order's document beside the agreed offer, mismatches flagged, and the decision."""
     opportunity = visible_opportunity(request, pk)
-    if not is_sales_ops(request.user):
+    if not request.user.reviews_orders:
         return sales_ops_only(request)
     return review_page(request, opportunity)
 
@@ -263,7 +256,7 @@ def review_page(request, opportunity: Opportunity, *, form=None,
 def order_decide(request, pk: int, decision: str) -> TemplateResponse:
     """Approve (every check confirmed) or reject (the failed checks and a note)."""
     opportunity = visible_opportunity(request, pk)
-    if not is_sales_ops(request.user):
+    if not request.user.reviews_orders:
         return sales_ops_only(request)
     form = ReviewForm(request.POST)
     if not form.is_valid():
@@ -290,7 +283,7 @@ def order_decide(request, pk: int, decision: str) -> TemplateResponse:
 @login_required
 def handoff_list(request) -> TemplateResponse:
     """Hand-off tasks of won deals: open ones first, oldest first; the last done ones."""
-    if not is_sales_ops(request.user):
+    if not request.user.reviews_orders:
         return sales_ops_only(request)
     tasks = HandoffTask.objects.select_related(
         "opportunity__account", "opportunity__owner", "assigned_to", "done_by")
@@ -304,7 +297,7 @@ def handoff_list(request) -> TemplateResponse:
 @require_POST
 @login_required
 def handoff_done(request, pk: int):
-    if not is_sales_ops(request.user):
+    if not request.user.reviews_orders:
         return sales_ops_only(request)
     task = get_object_or_404(HandoffTask, pk=pk)
     task.mark_done(by=request.user)
@@ -315,7 +308,7 @@ def handoff_done(request, pk: int):
 @require_POST
 @login_required
 def handoff_assign(request, pk: int):
-    if not is_sales_ops(request.user):
+    if not request.user.reviews_orders:
         return sales_ops_only(request)
     task = get_object_or_404(HandoffTask, pk=pk)
     form = HandoffAssignForm(request.POST)

@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -21,10 +20,7 @@ from django.views.decorators.http import require_POST
 from crm.models import Role, User
 from pipeline.forms import ClosePlanForm, PlanStepForm, ShareLinkForm, VersionForm
 from pipeline.models import ChangeRefused, Opportunity, ShareLink, StepStatus
-
-
-def visible_opportunity(request, pk: int) -> Opportunity:
-    return get_object_or_404(Opportunity.objects.visible_to(request.user), pk=pk)
+from pipeline.views import visible_opportunity
 
 
 def step_form(opportunity: Opportunity, data=None, **kwargs) -> PlanStepForm:
@@ -63,6 +59,18 @@ def plan_page(request, opportunity: Opportunity, *, status: int = 200, **forms):
 
 def back_to_plan(pk: int) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("pipeline:close_plan", args=[pk]))
+
+
+def plan_change(request, pk: int, done: str, change):
+    """A change posted from the plan's page with nothing but its version: made, then back
+    to the plan; refused, the page again with why."""
+    opportunity = visible_opportunity(request, pk)
+    try:
+        change(opportunity)
+    except ChangeRefused as refusal:
+        return plan_page(request, opportunity, refusal=refusal)
+    messages.success(request, done)
+    return back_to_plan(pk)
 
 
 @login_required
@@ -127,27 +135,17 @@ def plan_step_change(request, pk: int, step: int):
 @require_POST
 @login_required
 def plan_step_remove(request, pk: int, step: int):
-    opportunity = visible_opportunity(request, pk)
-    try:
+    return plan_change(request, pk, _("Step removed."), lambda opportunity: (
         opportunity.remove_plan_step(step, by=request.user,
-                                     expected_version=VersionForm.posted(request))
-    except ChangeRefused as refusal:
-        return plan_page(request, opportunity, refusal=refusal)
-    messages.success(request, _("Step removed."))
-    return back_to_plan(pk)
+                                     expected_version=VersionForm.posted(request))))
 
 
 @require_POST
 @login_required
 def plan_accept(request, pk: int):
-    opportunity = visible_opportunity(request, pk)
-    try:
+    return plan_change(request, pk, _("You accepted the close plan."), lambda opportunity: (
         opportunity.accept_close_plan(by=request.user,
-                                      expected_version=VersionForm.posted(request))
-    except ChangeRefused as refusal:
-        return plan_page(request, opportunity, refusal=refusal)
-    messages.success(request, _("You accepted the close plan."))
-    return back_to_plan(pk)
+                                      expected_version=VersionForm.posted(request))))
 
 
 @require_POST
@@ -174,13 +172,8 @@ def plan_link_create(request, pk: int):
 @require_POST
 @login_required
 def plan_link_revoke(request, pk: int, link: int):
-    opportunity = visible_opportunity(request, pk)
-    try:
-        opportunity.revoke_plan_link(link, by=request.user)
-    except ChangeRefused as refusal:
-        return plan_page(request, opportunity, refusal=refusal)
-    messages.success(request, _("The link no longer works."))
-    return back_to_plan(pk)
+    return plan_change(request, pk, _("The link no longer works."), lambda opportunity: (
+        opportunity.revoke_plan_link(link, by=request.user)))
 
 
 # --- the customer's side ---

@@ -133,7 +133,7 @@ def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None
         "can_record_order": opportunity.stage == Stage.FINALIZING
         and opportunity.can_edit(user),
         "may_review": opportunity.stage == Stage.PENDING
-        and (user.is_superuser or user.is_sales_ops),
+        and user.reviews_orders,
         **extra,
     }
 
@@ -238,8 +238,13 @@ def owners_to_open_for(user: User):
     BDRs, who open their own."""
     if not (user.is_superuser or user.is_manager):
         return None
+    return active_owners(user, every_team=user.is_superuser)
+
+
+def active_owners(user: User, *, every_team: bool):
+    """The active reps and BDRs of every team, or of the user's teams, by name."""
     owners = User.objects.filter(is_active=True, groups__name__in=[Role.REP, Role.BDR])
-    if not user.is_superuser:
+    if not every_team:
         owners = owners.filter(team_id__in=user.team_ids)
     return owners.distinct().order_by("first_name", "last_name", "username")
 
@@ -457,10 +462,7 @@ def opportunity_extend(request, pk: int):
 
 def board_filters(request, data) -> BoardFilterForm:
     user = request.user
-    owners = User.objects.filter(is_active=True, groups__name__in=[Role.REP, Role.BDR])
-    if not (user.is_superuser or user.is_sales_ops):
-        owners = owners.filter(team_id__in=user.team_ids)
-    owners = owners.distinct().order_by("first_name", "last_name")
+    owners = active_owners(user, every_team=user.is_superuser or user.is_sales_ops)
     form = BoardFilterForm(data, owners=owners)
     form.is_valid()
     return form

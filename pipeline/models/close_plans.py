@@ -74,7 +74,11 @@ class ClosePlan(models.Model):
         return str(self.opportunity)
 
     def current_steps(self) -> list[ClosePlanStep]:
-        return [step for step in self.steps.all() if step.removed_at is None]
+        """The steps that count, read once per instance: whether the plan is accepted and
+        which steps are overdue both read them."""
+        if "_current_steps" not in self.__dict__:
+            self._current_steps = [step for step in self.steps.all() if step.removed_at is None]
+        return self._current_steps
 
     @property
     def is_accepted(self) -> bool:
@@ -438,6 +442,7 @@ class Planning:
 
     @staticmethod
     def _after_plan_change(plan: ClosePlan, by: User, material: bool) -> None:
+        plan.__dict__.pop("_current_steps", None)  # a step was added, changed or removed
         if material and plan.customer_accepted_at:
             plan.customer_accepted_at = None
             plan.customer_accepted_by = None

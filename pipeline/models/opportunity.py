@@ -234,13 +234,18 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
                 self.__dict__[name] = saved.__dict__[name]
             else:
                 self.__dict__.pop(name, None)
-        # A move may have agreed the offer, reopened it or withdrawn the plan's
-        # acceptances: they and the order are read again.
+        # A move may have agreed the offer (an UPDATE, not this object) or reopened it:
+        # it and the order are read again. The plan it read under its lock is current,
+        # withdrawn acceptances included, so the card needs no query of its own for it.
         for name in ("_current_order", "_close_plan_accepted", "_overdue_steps"):
             self.__dict__.pop(name, None)
-        for relation in (Opportunity.offer.related, Opportunity.close_plan.related):
-            if relation.is_cached(self):
-                relation.delete_cached_value(self)
+        if Opportunity.offer.related.is_cached(self):
+            Opportunity.offer.related.delete_cached_value(self)
+        plan = Opportunity.close_plan.related
+        if plan.is_cached(saved):
+            plan.set_cached_value(self, plan.get_cached_value(saved))
+        elif plan.is_cached(self):
+            plan.delete_cached_value(self)
 
     # --- derived facts ---
 

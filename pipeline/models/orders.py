@@ -230,14 +230,14 @@ class HandoffTask(models.Model):
 
     def mark_done(self, *, by: User) -> None:
         """Sales ops tick a task off; ticking it again changes nothing."""
-        if not by.is_sales_ops and not by.is_superuser:
+        if not by.reviews_orders:
             raise ChangeForbidden(gettext("Only sales ops tick off hand-off tasks."))
         HandoffTask.objects.filter(pk=self.pk, done_at__isnull=True).update(
             done_at=timezone.now(), done_by=by)
         self.refresh_from_db()
 
     def assign(self, colleague: User, *, by: User) -> None:
-        if not by.is_sales_ops and not by.is_superuser:
+        if not by.reviews_orders:
             raise ChangeForbidden(gettext("Only sales ops assign hand-off tasks."))
         if not (colleague.is_active and colleague.is_sales_ops):
             raise InvalidChange(gettext("%s is not in sales ops.") % colleague)
@@ -367,7 +367,7 @@ class Ordering:
 
     def _order_under_review(self, by: User, expected_version: int | None) -> PurchaseOrder:
         locked = self._lock(expected_version, by)
-        if by is None or not (by.is_superuser or by.is_sales_ops):
+        if by is None or not by.reviews_orders:
             raise ChangeForbidden(gettext("Only sales ops approve or reject an order."))
         if locked.stage != Stage.PENDING:
             raise InvalidChange(gettext("“%s” is not waiting for a review.") % locked.name)
