@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -266,6 +266,15 @@ def fiscal_quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
     after_index = first_month_index + 3
     after = date(calendar_year + after_index // 12, after_index % 12 + 1, 1)
     return first, after
+
+
+def fiscal_quarter_moments(year: int, quarter: int) -> tuple[datetime, datetime]:
+    """The moments the fiscal quarter begins and ends, at midnight in the current time
+    zone: what happened "in the quarter" happened between them."""
+    first, after = fiscal_quarter_bounds(year, quarter)
+    zone = timezone.get_current_timezone()
+    return (datetime.combine(first, time.min, tzinfo=zone),
+            datetime.combine(after, time.min, tzinfo=zone))
 
 
 def quarter_from_text(value: str) -> tuple[int, int]:

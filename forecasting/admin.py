@@ -1,4 +1,5 @@
-"""The admin for targets: a team's manager sets them, through Target.set."""
+"""The admin for quotas (a rep's manager sets them, through Quota.set) and the former team
+targets, read-only history."""
 
 from __future__ import annotations
 
@@ -6,29 +7,30 @@ from django import forms
 from django.contrib import admin
 
 from crm.admin import ProgressionModelAdmin
-from crm.models import Team, User
-from forecasting.models import Target
+from crm.models import User
+from forecasting.models import Quota, Target
+from forecasting.scope import quota_reps
 from pipeline.admin import RefusalsAsMessagesMixin
 
 
-class TargetAdminForm(forms.ModelForm):
-    # Set per request by TargetAdmin.get_form, whose form class is built per request.
+class QuotaAdminForm(forms.ModelForm):
+    # Set per request by QuotaAdmin.get_form, whose form class is built per request.
     acting_user: User | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if "team" in self.fields and not self.acting_user.is_superuser:
-            # Only the teams whose targets this user may set can be chosen.
-            self.fields["team"].queryset = Team.objects.filter(pk__in=self.acting_user.team_ids)
+        if "rep" in self.fields:
+            # Only the reps whose quotas this user sets can be chosen.
+            self.fields["rep"].queryset = quota_reps(self.acting_user)
 
 
-@admin.register(Target)
-class TargetAdmin(RefusalsAsMessagesMixin, ProgressionModelAdmin):
-    form = TargetAdminForm
-    list_display = ("team", "fiscal_year", "quarter", "amount", "set_by", "set_at")
+@admin.register(Quota)
+class QuotaAdmin(RefusalsAsMessagesMixin, ProgressionModelAdmin):
+    form = QuotaAdminForm
+    list_display = ("rep", "team", "fiscal_year", "quarter", "amount", "set_by", "set_at")
     list_filter = ("fiscal_year", "quarter", "team")
-    list_select_related = ("team", "set_by")
-    search_fields = ("team__name",)
+    list_select_related = ("rep", "team", "set_by")
+    search_fields = ("rep__username", "rep__first_name", "rep__last_name", "team__name")
 
     def has_add_permission(self, request) -> bool:
         return request.user.is_superuser or request.user.is_manager
@@ -36,13 +38,13 @@ class TargetAdmin(RefusalsAsMessagesMixin, ProgressionModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
             return self.has_add_permission(request)
-        return Target.may_be_set_by(request.user, obj.team)
+        return Quota.may_be_set_by(request.user, obj.rep)
 
     def get_readonly_fields(self, request, obj=None):
-        # A target is one team's quarter: once set, only its amount changes.
+        # A quota is one rep's quarter: once set, only its amount changes.
         if obj is None:
-            return ("set_at", "set_by")
-        return ("team", "fiscal_year", "quarter", "set_at", "set_by")
+            return ("team", "set_at", "set_by")
+        return ("rep", "team", "fiscal_year", "quarter", "set_at", "set_by")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -50,12 +52,28 @@ class TargetAdmin(RefusalsAsMessagesMixin, ProgressionModelAdmin):
         return form
 
     def save_model(self, request, obj, form, change) -> None:
-        """Through Target.set, which checks the manager again and records who set it."""
-        target = Target.set(
-            team=obj.team, fiscal_year=obj.fiscal_year, quarter=obj.quarter,
-            amount=obj.amount, by=request.user,
-        )
-        obj.pk = target.pk
-        obj.set_by = target.set_by
-        obj.set_at = target.set_at
+        """Through Quota.set, which checks the manager again and records who set it."""
+        quota = Quota.set(rep=obj.rep, fiscal_year=obj.fiscal_year, quarter=obj.quarter,
+                          amount=obj.amount, by=request.user)
+        obj.pk = quota.pk
+        obj.team_id, obj.set_by, obj.set_at = quota.team_id, quota.set_by, quota.set_at
         obj._state.adding = False
+
+
+@admin.register(Target)
+class TargetAdmin(ProgressionModelAdmin):
+    """Team targets from before quotas: kept as they were set, changed by nobody."""
+
+    list_display = ("team", "fiscal_year", "quarter", "amount", "set_by", "set_at")
+    list_filter = ("fiscal_year", "quarter", "team")
+    list_select_related = ("team", "set_by")
+    search_fields = ("team__name",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

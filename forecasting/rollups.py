@@ -6,13 +6,11 @@ Pipeline (open opportunities expected to close in the quarter), in the company c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
-from django.utils import timezone
+from django.db.models import Count, Sum
 
-from crm.models import ExchangeRate, company_currency, fiscal_quarter_bounds
+from crm.models import ExchangeRate, company_currency
 from pipeline.models import OpportunityQuerySet
 from pipeline.process import PROCESS, ForecastCategory, Stage
 
@@ -57,23 +55,21 @@ class Figures:
             self.weighted += (amount * probability / 100).quantize(CENT)
 
 
+def rates_in_force() -> dict[str, Decimal]:
+    """Each currency's rate into the company currency, the company's own included."""
+    rates = dict(ExchangeRate.objects.values_list("currency", "rate"))
+    rates[company_currency()] = Decimal(1)
+    return rates
+
+
 def quarter_forecast(opportunities: OpportunityQuerySet, year: int, quarter: int
                      ) -> tuple[Figures, dict[int, Figures]]:
     """The forecast of these opportunities for a fiscal quarter: in all, and per owner.
     Two grouped queries however many opportunities."""
-    first, after = fiscal_quarter_bounds(year, quarter)
-    zone = timezone.get_current_timezone()
-    start = datetime.combine(first, time.min, tzinfo=zone)
-    end = datetime.combine(after, time.min, tzinfo=zone)
-    in_quarter = opportunities.filter(
-        Q(stage=Stage.CLOSED, stage_entered_at__gte=start, stage_entered_at__lt=end)
-        | (Q(expected_close_date__gte=first, expected_close_date__lt=after)
-           & ~Q(stage__in=[Stage.CLOSED, Stage.DEAD, Stage.IDENTIFYING]))
-    )
-    rows = (in_quarter.order_by().values_list("owner_id", "stage", "currency")
+    rows = (opportunities.behind_forecast(year, quarter).order_by()
+            .values_list("owner_id", "stage", "currency")
             .annotate(amount=Sum("amount"), count=Count("*")))
-    rates = dict(ExchangeRate.objects.values_list("currency", "rate"))
-    rates[company_currency()] = Decimal(1)
+    rates = rates_in_force()
     total, per_owner = Figures(), {}
     for owner_id, stage, currency, amount, count in rows:
         rule = PROCESS[Stage(stage)]

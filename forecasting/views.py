@@ -1,7 +1,12 @@
 import csv
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Sum
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -9,76 +14,95 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from crm.models import (
-    Team,
-    User,
-    company_currency,
-    fiscal_quarter,
-    fiscal_quarters_around,
-    quarter_from_text,
+from crm.models import User, company_currency, fiscal_quarter, fiscal_quarters_around
+from crm.models import quarter_from_text as parsed_quarter
+from forecasting.coverage import historical_coverage
+from forecasting.forms import FigureForm, ForecastForm, QuotaForm
+from forecasting.models import Quota
+from forecasting.rollups import Figures, quarter_forecast
+from forecasting.scope import (
+    Scope,
+    forecast_owners,
+    forecast_scope,
+    forecast_teams,
+    may_see_forecast,
+    quota_reps,
+    sees_teams,
 )
-from forecasting.forms import ForecastForm, TargetForm
-from forecasting.models import Target
-from forecasting.rollups import quarter_forecast
-from pipeline.models import ChangeRefused, Opportunity
+from pipeline.models import ChangeForbidden, ChangeRefused
+from pipeline.process import ForecastCategory
+
+# The dashboard lists this many flagged opportunities, and says how many there are.
+FLAGGED_SHOWN = 50
+LISTED_PER_PAGE = 100
+FIGURES = ("closed", "commit", "best_case", "pipeline", "open")
 
 
-@login_required
-def target_list(request) -> TemplateResponse:
-    """Targets of the teams the user belongs to or leads; their manager sets them here."""
+def not_for_this_role(request, message: str) -> TemplateResponse:
+    return TemplateResponse(request, "forbidden.html",
+                            {"refusal": ChangeForbidden(message)}, status=403)
+
+
+def chosen_quarter(form) -> tuple[int, int]:
+    value = form.cleaned_data.get("quarter") if form.is_valid() else ""
+    return parsed_quarter(value) if value else fiscal_quarter(timezone.localdate())
+
+
+def dashboard_query(request, form_class) -> tuple:
+    """The form of the dashboard's URL (quarter, team, rep), the quarter it names, and
+    the scope it narrows the user's view to."""
     user = request.user
-    teams = Team.objects.all() if user.is_superuser or user.is_sales_ops else (
-        Team.objects.filter(pk__in=user.team_ids)
-    )
-    year, quarter = fiscal_quarter(timezone.localdate())
-    form = TargetForm(request.POST or None, teams=teams,
-                      initial={"fiscal_year": year, "quarter": quarter})
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                Target.set(by=user, **form.cleaned_data)
-            except ChangeRefused as refusal:
-                messages.error(request, refusal.message)
-                status = refusal.status_code
-            else:
-                messages.success(request, _("Target saved."))
-                return HttpResponseRedirect(reverse("forecasting:target_list"))
-        else:
-            status = 400
-    targets = Target.objects.filter(team__in=teams).select_related("team", "set_by")
-    return TemplateResponse(request, "forecasting/target_list.html", {
-        "targets": targets,
-        "form": form,
-        "may_set": any(Target.may_be_set_by(user, team) for team in teams),
-    }, status=status)
+    form = form_class(request.GET, teams=forecast_teams(user), reps=forecast_owners(user))
+    form.is_valid()
+    data = form.cleaned_data
+    scope = forecast_scope(user, team=data.get("team"), rep=data.get("rep"))
+    return form, chosen_quarter(form), scope
+
+
+@dataclass
+class RepRow:
+    """One rep's line of the table: their quota, figures, and where each figure leads."""
+
+    owner: User
+    figures: Figures
+    quota: Decimal | None
+    links: dict[str, str]
+
+    @property
+    def coverage(self) -> Decimal | None:
+        return self.figures.coverage(self.quota)
+
+
+def figure_links(quarter: str, **scope) -> dict[str, str]:
+    """The list of exactly the opportunities behind each figure, in this scope."""
+    base = reverse("forecasting:opportunity_list")
+    scope = {name: value for name, value in scope.items() if value}
+    return {figure: f"{base}?{urlencode({'quarter': quarter, **scope, 'figure': figure})}"
+            for figure in FIGURES}
 
 
 @login_required
 def forecast(request) -> TemplateResponse:
-    """The quarter's forecast for what the user may see (their team, or one team of
-    theirs): Closed, Commit, Best Case, Pipeline, the weighted pipeline, the target and
-    the gap to it, and a row per owner whose figures link to the deals behind them."""
+    """The quarter's forecast for what the user may see (a rep their own, a manager their
+    teams', narrowed to a team or a rep): Closed, Commit, Best Case, Pipeline, the weighted
+    pipeline, the target summed from quotas and the gap to it, the coverage beside the
+    coverage history says is needed, a row per rep, and the opportunities to question."""
     user = request.user
-    teams = Team.objects.all() if user.is_superuser or user.is_sales_ops else (
-        Team.objects.filter(pk__in=user.team_ids))
-    form = ForecastForm(request.GET, teams=teams)
-    form.is_valid()
-    data = form.cleaned_data
-    year, quarter = (quarter_from_text(data["quarter"]) if data.get("quarter")
-                     else fiscal_quarter(timezone.localdate()))
-    opportunities = Opportunity.objects.visible_to(user)
-    scope = teams
-    if data.get("team"):
-        opportunities = opportunities.filter(owner__team=data["team"])
-        scope = teams.filter(pk=data["team"].pk)
-    total, per_owner = quarter_forecast(opportunities, year, quarter)
-    target = (Target.objects.filter(team__in=scope, fiscal_year=year, quarter=quarter)
-              .aggregate(total=Sum("amount"))["total"])
-    owners = User.objects.filter(pk__in=per_owner).order_by("first_name", "last_name")
+    if not may_see_forecast(user):
+        return not_for_this_role(request, _("The forecast is for reps and their managers."))
+    form, (year, quarter), scope = dashboard_query(request, ForecastForm)
     quarter_text = f"{year}-Q{quarter}"
+    total, per_owner = quarter_forecast(scope.opportunities, year, quarter)
+    quotas = scope.quotas.of_quarter(year, quarter)
+    quota_of = dict(quotas.order_by().values_list("rep").annotate(Sum("amount")))
+    owners = User.objects.filter(pk__in={*per_owner, *quota_of}).order_by(
+        "first_name", "last_name", "username")
+    rows = [RepRow(owner, per_owner.get(owner.pk, Figures()), quota_of.get(owner.pk),
+                   figure_links(quarter_text, rep=owner.pk)) for owner in owners]
     if request.GET.get("format") == "csv" and not form.errors:
-        return forecast_csv(quarter_text, [(owner, per_owner[owner.pk]) for owner in owners])
+        return forecast_csv(quarter_text, rows)
+    target = quotas.target()
+    data = form.cleaned_data
     return TemplateResponse(request, "forecasting/forecast.html", {
         "form": form,
         "quarter": quarter_text,
@@ -87,39 +111,109 @@ def forecast(request) -> TemplateResponse:
         "target": target,
         "gap": total.gap(target),
         "coverage": total.coverage(target),
-        "rows": [{"owner": owner, "figures": per_owner[owner.pk],
-                  "links": board_links(owner, quarter_text,
-                                       current=(year, quarter) == fiscal_quarter(
-                                           timezone.localdate()))}
-                 for owner in owners],
+        "history": historical_coverage(scope.opportunities, year, quarter),
+        "links": figure_links(quarter_text, team=getattr(data.get("team"), "pk", None),
+                              rep=getattr(data.get("rep"), "pk", None)),
+        "rows": rows,
+        **flagged(scope),
+        "may_set_quotas": sees_teams(user),
     }, status=400 if form.errors else 200)
 
 
-def forecast_csv(quarter: str, rows: list) -> HttpResponse:
-    """The per-owner table as a spreadsheet reads it: amounts as plain decimals."""
+def flagged(scope: Scope) -> dict:
+    """The open opportunities carrying a hygiene flag, soonest close first."""
+    today = timezone.localdate()
+    found = scope.opportunities.needing_attention(today)
+    shown = list(found.select_related("account", "owner")
+                 .order_by("expected_close_date", "pk")[:FLAGGED_SHOWN])
+    return {"flagged": [(opportunity, opportunity.hygiene_flags(today)) for opportunity in shown],
+            "flagged_count": found.count() if len(shown) == FLAGGED_SHOWN else len(shown)}
+
+
+def forecast_csv(quarter: str, rows: list[RepRow]) -> HttpResponse:
+    """The per-rep table as a spreadsheet reads it: amounts as plain decimals."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="forecast-{quarter}.csv"'
     writer = csv.writer(response)
-    writer.writerow([_("Owner"), _("Closed"), _("Commit"), _("Best Case"), _("Pipeline"),
-                     _("Weighted pipeline"), _("Currency")])
-    for owner, figures in rows:
-        writer.writerow([str(owner), figures.closed, figures.amounts["commit"],
+    writer.writerow([_("Rep"), _("Quota"), _("Closed"), _("Commit"), _("Best Case"),
+                     _("Pipeline"), _("Weighted pipeline"), _("Coverage"), _("Currency")])
+    for row in rows:
+        figures = row.figures
+        writer.writerow([str(row.owner), "" if row.quota is None else row.quota,
+                         figures.closed, figures.amounts["commit"],
                          figures.amounts["best_case"], figures.amounts["pipeline"],
-                         figures.weighted, company_currency()])
+                         figures.weighted, "" if row.coverage is None else row.coverage,
+                         company_currency()])
     return response
 
 
-def board_links(owner: User, quarter: str, *, current: bool) -> dict[str, str]:
-    """The board filtered to the deals behind each of an owner's figures. The board shows
-    the deals closed this quarter, or all of them: for an earlier quarter, the closed
-    figure links to all the owner's closed deals."""
-    base = f"{reverse('pipeline:board')}?owner={owner.pk}&quarter={quarter}"
-    closed = "" if current else "&closed=all"
-    return {
-        "closed": f"{reverse('pipeline:board')}?owner={owner.pk}&category=closed{closed}",
-        **{category: f"{base}&category={category}"
-           for category in ("commit", "best_case", "pipeline")},
-    }
+@login_required
+def opportunity_list(request) -> TemplateResponse:
+    """Exactly the opportunities behind one figure of the dashboard, in its scope: the
+    same query the figure is summed from."""
+    if not may_see_forecast(request.user):
+        return not_for_this_role(request, _("The forecast is for reps and their managers."))
+    form, (year, quarter), scope = dashboard_query(request, FigureForm)
+    figure = form.cleaned_data.get("figure", "")
+    if figure == "open":
+        found = scope.opportunities.expected_in_quarter(year, quarter)
+    else:
+        found = scope.opportunities.behind_forecast(
+            year, quarter, ForecastCategory(figure) if figure else None)
+    found = found.select_related("account", "owner").order_by("expected_close_date", "pk")
+    page = Paginator(found, LISTED_PER_PAGE).get_page(request.GET.get("page"))
+    return TemplateResponse(request, "forecasting/opportunity_list.html", {
+        "form": form,
+        "quarter": f"{year}-Q{quarter}",
+        "quarters": fiscal_quarters_around(timezone.localdate(), before=4, after=2),
+        "page": page,
+        "totals": found.company_totals(),
+        "query": request.GET.copy(),
+    }, status=400 if form.errors else 200)
+
+
+@login_required
+def quota_list(request) -> TemplateResponse:
+    """The quotas of a quarter for the reps of the manager's teams; the manager sets them
+    here, all at once, and a refused one changes none."""
+    user = request.user
+    if not sees_teams(user):
+        return not_for_this_role(request, _("Managers set their reps' quotas."))
+    reps = quota_reps(user).select_related("team")
+    form = QuotaForm(request.POST if request.method == "POST" else request.GET, reps=reps)
+    year, quarter = chosen_quarter(form)
+    quarter_text = f"{year}-Q{quarter}"
+    status = 400 if form.errors else 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                for rep, amount in form.quotas():
+                    Quota.set(rep=rep, fiscal_year=year, quarter=quarter, amount=amount,
+                              by=user)
+        except ChangeRefused as refusal:
+            messages.error(request, refusal.message)
+            status = refusal.status_code
+        else:
+            messages.success(request, _("Quotas saved."))
+            return HttpResponseRedirect(
+                f"{reverse('forecasting:quota_list')}?{urlencode({'quarter': quarter_text})}")
+    quotas = Quota.objects.of_quarter(year, quarter).filter(rep__in=reps)
+    quota_of = dict(quotas.values_list("rep", "amount"))
+    return TemplateResponse(request, "forecasting/quota_list.html", {
+        "form": form,
+        "quarter": quarter_text,
+        "quarters": fiscal_quarters_around(timezone.localdate(), before=4, after=4),
+        "rows": [{"rep": rep, "field": form[QuotaForm.field_name(rep)],
+                  "quota": quota_of.get(rep.pk)} for rep in form.reps],
+        "targets": quotas.order_by().values("team__name").annotate(total=Sum("amount"))
+        .order_by("team__name"),
+    }, status=status)
+
+
+@login_required
+def target_list(request) -> HttpResponseRedirect:
+    """The former page of team targets: targets are now summed from quotas."""
+    return HttpResponseRedirect(reverse("forecasting:quota_list"))
 
 
 @login_required

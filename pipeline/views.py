@@ -43,6 +43,7 @@ from pipeline.models import (
     ChangeForbidden,
     ChangeRefused,
     Conflict,
+    HygieneFlag,
     Opportunity,
     OpportunityType,
     Outcome,
@@ -520,6 +521,7 @@ def card(opportunity: Opportunity, user, now) -> dict:
         "can_move": movable,
         "move_label": labels["move_to"],
         "plan_overdue": overdue_steps_text(opportunity) if opportunity.is_open else "",
+        "hygiene": " · ".join(labels[flag] for flag in opportunity.hygiene_flags(timezone.localdate(now))),
         # Sales ops sent the order back: the card says so until a new one is recorded.
         "order_rejected": labels["order_rejected"] if opportunity.stage == Stage.FINALIZING
         and (order := opportunity.current_purchase_order()) is not None
@@ -561,6 +563,7 @@ def card_labels(language: str) -> dict[str, str]:
         "progress_title": _("Exit criteria met"),
         "move_to": _("Move to…"),
         "order_rejected": _("Order rejected"),
+        **{flag: str(flag.label) for flag in HygieneFlag},
     }
 
 

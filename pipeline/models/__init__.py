@@ -4,6 +4,7 @@
 - `checklist`: ticks, the champion and the committee, and the methods that change them;
 - `timeouts`: stage timeouts, extensions, the sweeps' claims;
 - `history`: stage changes and field changes, append-only;
+- `hygiene`: the flags on forecast entries a manager should question;
 - `queries`: visibility, the board's filters and columns, totals;
 - `refusals`, `choices`, `contacts`: what the others share.
 """
@@ -19,6 +20,7 @@ from pipeline.models.close_plans import (
 )
 from pipeline.models.contacts import archive_contact
 from pipeline.models.history import FieldChange, StageChange
+from pipeline.models.hygiene import HygieneFlag
 from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
 from pipeline.models.opportunity import Opportunity
 from pipeline.models.orders import (
@@ -52,7 +54,7 @@ __all__ = [
     "CARD_FIELDS", "ChangeForbidden", "ChangeRefused", "ClosePlan", "ClosePlanEvent",
     "ClosePlanStep", "CommitteeMember", "Conflict", "ContactInUse", "CriterionTick",
     "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind", "HandoffTask",
-    "InvalidChange", "LineKind", "Offer", "OfferLine", "Opportunity", "OpportunityQuerySet",
+    "HygieneFlag", "InvalidChange", "LineKind", "Offer", "OfferLine", "Opportunity", "OpportunityQuerySet",
     "OpportunityType", "Outcome", "PerGroup", "PurchaseOrder", "ReviewCheck", "ShareLink",
     "Source", "StageChange", "StageTimeout", "StepStatus", "TEXT_LENGTH", "Terms", "Totals",
     "Via", "archive_contact", "count_progress", "recognise_document", "within_limit",

@@ -28,6 +28,7 @@ from pipeline.models.checklist import Checklist
 from pipeline.models.choices import OpportunityType, Source, Via
 from pipeline.models.close_plans import Planning
 from pipeline.models.history import FieldChange, StageChange, _as_text
+from pipeline.models.hygiene import Hygiene
 from pipeline.models.offers import Offering
 from pipeline.models.orders import Ordering
 from pipeline.models.permissions import Permissions
@@ -52,7 +53,7 @@ from pipeline.process import (
 )
 
 
-class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts,
+class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts, Hygiene,
                   ConcurrentTransitionMixin, models.Model):
 
     """A deal being worked through the process; its stage changes only through move_to."""

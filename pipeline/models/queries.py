@@ -18,9 +18,11 @@ from crm.models import (
     User,
     company_currency,
     fiscal_quarter_bounds,
+    fiscal_quarter_moments,
 )
 from pipeline.models.checklist import CommitteeMember, CriterionTick
 from pipeline.models.close_plans import ClosePlan
+from pipeline.models.hygiene import HygieneQuerySet, count_close_date_pushes
 from pipeline.models.orders import PurchaseOrder
 from pipeline.models.timeouts import DEADLINE_WARNING, RECENT_ACTIVITY
 from pipeline.process import (
@@ -35,7 +37,11 @@ if TYPE_CHECKING:
     from pipeline.models.opportunity import Opportunity
 
 
-class OpportunityQuerySet(models.QuerySet):
+# The categories a quarter's open forecast sums: neither omitted nor closed.
+FORECAST_OPEN = (ForecastCategory.COMMIT, ForecastCategory.BEST_CASE, ForecastCategory.PIPELINE)
+
+
+class OpportunityQuerySet(HygieneQuerySet):
     def open(self) -> OpportunityQuerySet:
         """Still being worked: neither won nor parked."""
         return self.exclude(stage__in=[Stage.CLOSED, Stage.DEAD])
@@ -129,6 +135,31 @@ class OpportunityQuerySet(models.QuerySet):
             found = found.exclude(stage=Stage.CLOSED, stage_entered_at__lt=since)
         return found
 
+    def won_in_quarter(self, year: int, quarter: int) -> OpportunityQuerySet:
+        """Won in the fiscal quarter, by the moment they closed: a closed opportunity is
+        final, so it entered its stage when it was won."""
+        start, end = fiscal_quarter_moments(year, quarter)
+        return self.filter(stage=Stage.CLOSED, stage_entered_at__gte=start,
+                           stage_entered_at__lt=end)
+
+    def expected_in_quarter(self, year: int, quarter: int,
+                            categories=FORECAST_OPEN) -> OpportunityQuerySet:
+        """Open, in one of these forecast categories, expected to close in the quarter."""
+        first, after = fiscal_quarter_bounds(year, quarter)
+        stages = [stage for category in categories for stage in category_stages(category)]
+        return self.filter(stage__in=stages, expected_close_date__gte=first,
+                           expected_close_date__lt=after)
+
+    def behind_forecast(self, year: int, quarter: int,
+                        category: ForecastCategory | None = None) -> OpportunityQuerySet:
+        """Exactly the opportunities behind a quarter's forecast figure: Closed (won in
+        it), one open category, or (no category) all of them."""
+        if category == ForecastCategory.CLOSED:
+            return self.won_in_quarter(year, quarter)
+        if category is not None:
+            return self.expected_in_quarter(year, quarter, categories=(category,))
+        return self.won_in_quarter(year, quarter) | self.expected_in_quarter(year, quarter)
+
     def column_order(self) -> OpportunityQuerySet:
         """How a column lists its cards: soonest expected close first."""
         return self.order_by("expected_close_date", "pk")
@@ -217,6 +248,7 @@ def count_progress(cards: list[Opportunity]) -> list[Opportunity]:
     for card in cards:
         card._current_order = latest.get(card.pk)
     count_plans(cards)
+    count_close_date_pushes(cards)
     return cards
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import fiscal_quarter, fiscal_quarter_bounds
-from forecasting.models import Target
+from forecasting.models import Quota
 from pipeline.process import Stage
 from tests.factories import (
     ExchangeRateFactory,
@@ -62,8 +62,8 @@ def test_the_quarter_by_category_in_the_company_currency(client, team):
     deal(anna, Stage.CLOSED, "11111",
          entered=timezone.now() - timedelta(days=200))          # closed long ago
     deal(RepFactory(), Stage.NEGOTIATING, "500000")            # another team's
-    Target.set(team=manager.team, fiscal_year=year, quarter=quarter,
-               amount=Decimal("300000"), by=manager)
+    Quota.set(rep=anna, fiscal_year=year, quarter=quarter, amount=Decimal("200000"), by=manager)
+    Quota.set(rep=ben, fiscal_year=year, quarter=quarter, amount=Decimal("100000"), by=manager)
     client.force_login(manager)
 
     page = client.get("/forecast/").content.decode()

@@ -1,0 +1,141 @@
+"""The coverage actually needed, from the app's own history (process.md, Pipeline
+coverage): for each of the last four quarters, the pipeline that was open at its start and
+expected to close in it, at its amounts of that day, against what closed in it.
+
+The state of that day is rebuilt from the change history, in SQL: an opportunity's stage
+at a moment is the stage its last change before then led to; failing one, the stage its
+first change after then left; failing both, the stage it is in. Amounts, currencies and
+close dates read their field changes the same way. Undo moves and reopens are changes
+like any other here: the state they left is the state of the day. A handful of grouped
+queries however many opportunities and changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Min, OuterRef, Subquery, Sum
+from django.db.models.functions import Cast, Coalesce
+
+from crm.models import fiscal_quarter_bounds, fiscal_quarter_moments
+from forecasting.rollups import CENT, rates_in_force
+from pipeline.models import FieldChange, OpportunityQuerySet, StageChange
+from pipeline.models.queries import FORECAST_OPEN
+from pipeline.process import category_stages
+
+QUARTERS_LOOKED_BACK = 4
+# Fewer quarters with history than this, and a ratio would be one quarter's accident.
+QUARTERS_NEEDED = 2
+
+
+@dataclass(frozen=True)
+class PastQuarter:
+    """One past quarter: the pipeline that entered it and what closed in it."""
+
+    name: str
+    pipeline: Decimal
+    closed: Decimal
+    # Whether the app's records reach back to the quarter's start: before them there was
+    # no pipeline to rebuild, and a ratio would be invented.
+    recorded: bool
+
+    @property
+    def ratio(self) -> Decimal | None:
+        if not self.recorded or not self.closed:
+            return None
+        return (self.pipeline / self.closed).quantize(Decimal("0.1"))
+
+
+@dataclass(frozen=True)
+class HistoricalCoverage:
+    quarters: list[PastQuarter]
+
+    @property
+    def usable(self) -> list[PastQuarter]:
+        return [quarter for quarter in self.quarters if quarter.ratio is not None]
+
+    @property
+    def ratio(self) -> Decimal | None:
+        """Pipeline over closed across the quarters with history; None with too few."""
+        usable = self.usable
+        if len(usable) < QUARTERS_NEEDED:
+            return None
+        return (sum(q.pipeline for q in usable) / sum(q.closed for q in usable)
+                ).quantize(Decimal("0.1"))
+
+
+def previous_quarters(year: int, quarter: int, count: int) -> list[tuple[int, int]]:
+    """The `count` fiscal quarters before this one, latest first."""
+    index = year * 4 + quarter - 1
+    return [((index - back) // 4, (index - back) % 4 + 1) for back in range(1, count + 1)]
+
+
+def historical_coverage(opportunities: OpportunityQuerySet, year: int, quarter: int
+                        ) -> HistoricalCoverage:
+    """The last four quarters before this one, for these opportunities."""
+    rates = rates_in_force()
+    first_record = opportunities.aggregate(first=Min("created_at"))["first"]
+    quarters = []
+    for past_year, past_quarter in previous_quarters(year, quarter, QUARTERS_LOOKED_BACK):
+        start, _end = fiscal_quarter_moments(past_year, past_quarter)
+        quarters.append(PastQuarter(
+            name=f"{past_year}-Q{past_quarter}",
+            pipeline=pipeline_entering(opportunities, past_year, past_quarter, rates),
+            closed=converted(opportunities.won_in_quarter(past_year, past_quarter)
+                             .order_by().values_list("currency").annotate(Sum("amount")),
+                             rates),
+            recorded=first_record is not None and first_record < start,
+        ))
+    return HistoricalCoverage(quarters)
+
+
+def pipeline_entering(opportunities: OpportunityQuerySet, year: int, quarter: int,
+                      rates: dict[str, Decimal]) -> Decimal:
+    """The open forecast (Pipeline, Best Case, Commit) at the quarter's first moment,
+    expected then to close in it, at that day's amounts; one grouped query."""
+    start, _end = fiscal_quarter_moments(year, quarter)
+    first, after = fiscal_quarter_bounds(year, quarter)
+    open_stages = [stage for category in FORECAST_OPEN for stage in category_stages(category)]
+    rows = (as_of(opportunities.filter(created_at__lt=start), start)
+            .filter(stage_then__in=open_stages, close_date_then__gte=first,
+                    close_date_then__lt=after)
+            .order_by().values_list("currency_then").annotate(Sum("amount_then")))
+    return converted(rows, rates)
+
+
+def converted(rows, rates: dict[str, Decimal]) -> Decimal:
+    """(currency, amount) rows summed in the company currency; amounts in a currency
+    without a rate are left out (the dashboard counts and says them for its quarter)."""
+    return sum(((amount * rates[currency]).quantize(CENT)
+                for currency, amount in rows if currency in rates and amount is not None),
+               Decimal("0.00"))
+
+
+def as_of(opportunities: OpportunityQuerySet, moment: datetime) -> OpportunityQuerySet:
+    """Each opportunity with `stage_then`, `amount_then`, `currency_then` and
+    `close_date_then`: what they were at `moment`."""
+
+    def then(model, before: str, after: str, current: str, output=None, **where):
+        changes = model.objects.filter(opportunity=OuterRef("pk"), **where)
+        last_before = Subquery(changes.filter(changed_at__lt=moment)
+                               .order_by("-changed_at", "-pk").values(before)[:1])
+        first_after = Subquery(changes.filter(changed_at__gte=moment)
+                               .order_by("changed_at", "pk").values(after)[:1])
+        if output is None:
+            output = models.CharField()
+        else:  # field changes keep their values as text
+            last_before, first_after = Cast(last_before, output), Cast(first_after, output)
+        return Coalesce(last_before, first_after, F(current), output_field=output)
+
+    def field(name: str, output=None):
+        return then(FieldChange, "new_value", "old_value", name, output, field=name)
+
+    return opportunities.annotate(
+        stage_then=then(StageChange, "to_stage", "from_stage", "stage"),
+        amount_then=field("amount", models.DecimalField(max_digits=14, decimal_places=2)),
+        currency_then=field("currency"),
+        close_date_then=field("expected_close_date", models.DateField()),
+    )

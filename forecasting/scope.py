@@ -1,0 +1,73 @@
+"""Whose forecast a user sees (issue 12): a rep their own figures, a manager their teams',
+a superuser the company's; nobody else sees any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from crm.models import Role, Team, User
+from forecasting.models import Quota, QuotaQuerySet
+from pipeline.models import Opportunity, OpportunityQuerySet
+
+
+def may_see_forecast(user: User) -> bool:
+    return user.is_active and (user.is_superuser or user.is_manager or user.is_rep)
+
+
+def sees_teams(user: User) -> bool:
+    """Managers and superusers see teams; a rep sees only themselves."""
+    return user.is_superuser or user.is_manager
+
+
+def forecast_teams(user: User) -> QuerySet[Team]:
+    if user.is_superuser:
+        return Team.objects.order_by("name")
+    if user.is_manager:
+        return Team.objects.filter(pk__in=user.team_ids).order_by("name")
+    return Team.objects.none()
+
+
+def forecast_owners(user: User) -> QuerySet[User]:
+    """The people whose figures the user may see one by one, by name: a deal's owner may
+    have left, or be a manager or a BDR, and still stand behind a figure."""
+    if user.is_superuser:
+        owners = User.objects.all()
+    elif user.is_manager:
+        owners = User.objects.filter(team_id__in=user.team_ids)
+    else:
+        owners = User.objects.filter(pk=user.pk)
+    return owners.order_by("first_name", "last_name", "username")
+
+
+def quota_reps(user: User) -> QuerySet[User]:
+    """The active reps whose quotas the user sets: every team's, or their teams'."""
+    reps = User.objects.filter(groups__name=Role.REP, is_active=True, team__isnull=False)
+    if not user.is_superuser:
+        reps = reps.filter(team_id__in=user.team_ids) if user.is_manager else reps.none()
+    return reps.distinct().order_by("team__name", "first_name", "last_name", "username")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The opportunities and quotas behind one view of the dashboard."""
+
+    opportunities: OpportunityQuerySet
+    quotas: QuotaQuerySet
+
+
+def forecast_scope(user: User, *, team: Team | None = None, rep: User | None = None
+                   ) -> Scope:
+    """What the user may see, narrowed to a team or a rep of theirs."""
+    opportunities = Opportunity.objects.visible_to(user)
+    quotas = Quota.objects.all()
+    if not sees_teams(user):
+        opportunities, quotas = opportunities.filter(owner=user), quotas.filter(rep=user)
+    elif not user.is_superuser:
+        quotas = quotas.filter(team_id__in=user.team_ids)
+    if team is not None:
+        opportunities, quotas = opportunities.filter(owner__team=team), quotas.filter(team=team)
+    if rep is not None:
+        opportunities, quotas = opportunities.filter(owner=rep), quotas.filter(rep=rep)
+    return Scope(opportunities, quotas)
