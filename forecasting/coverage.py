@@ -5,9 +5,12 @@ expected to close in it, at its amounts of that day, against what closed in it.
 The state of that day is rebuilt from the change history, in SQL: an opportunity's stage
 at a moment is the stage its last change before then led to; failing one, the stage its
 first change after then left; failing both, the stage it is in. Amounts, currencies and
-close dates read their field changes the same way. Undo moves and reopens are changes
-like any other here: the state they left is the state of the day. A handful of grouped
-queries however many opportunities and changes.
+close dates read their field changes the same way.
+
+The state of that day is the state as it stood once undone moves are taken back: an undo
+and the move it undoes are left out, so a move made a minute before the quarter began and
+undone a minute after never happened. Reopens are changes like any other. A handful of
+grouped queries however many opportunities and changes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import F, Min, OuterRef, Subquery, Sum
+from django.db.models import F, Min, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Cast, Coalesce
 
 from crm.models import fiscal_quarter_bounds, fiscal_quarter_moments
@@ -114,12 +117,24 @@ def converted(rows, rates: dict[str, Decimal]) -> Decimal:
                Decimal("0.00"))
 
 
+def standing_moves() -> models.QuerySet:
+    """The stage changes that stand: neither undos nor undone. A move is undone when the
+    next later change of its opportunity is an undo (the changes of one multi-stage move
+    share their moment, and one undo takes them all back)."""
+    next_is_undo = Subquery(
+        StageChange.objects.filter(opportunity=OuterRef("opportunity"),
+                                   changed_at__gt=OuterRef("changed_at"))
+        .order_by("changed_at", "pk").values("is_undo")[:1])
+    return StageChange.objects.filter(is_undo=False).annotate(
+        undone=Coalesce(next_is_undo, Value(False))).filter(undone=False)
+
+
 def as_of(opportunities: OpportunityQuerySet, moment: datetime) -> OpportunityQuerySet:
     """Each opportunity with `stage_then`, `amount_then`, `currency_then` and
     `close_date_then`: what they were at `moment`."""
 
-    def then(model, before: str, after: str, current: str, output=None, **where):
-        changes = model.objects.filter(opportunity=OuterRef("pk"), **where)
+    def then(changes, before: str, after: str, current: str, output=None, **where):
+        changes = changes.filter(opportunity=OuterRef("pk"), **where)
         last_before = Subquery(changes.filter(changed_at__lt=moment)
                                .order_by("-changed_at", "-pk").values(before)[:1])
         first_after = Subquery(changes.filter(changed_at__gte=moment)
@@ -131,10 +146,10 @@ def as_of(opportunities: OpportunityQuerySet, moment: datetime) -> OpportunityQu
         return Coalesce(last_before, first_after, F(current), output_field=output)
 
     def field(name: str, output=None):
-        return then(FieldChange, "new_value", "old_value", name, output, field=name)
+        return then(FieldChange.objects, "new_value", "old_value", name, output, field=name)
 
     return opportunities.annotate(
-        stage_then=then(StageChange, "to_stage", "from_stage", "stage"),
+        stage_then=then(standing_moves(), "to_stage", "from_stage", "stage"),
         amount_then=field("amount", models.DecimalField(max_digits=14, decimal_places=2)),
         currency_then=field("currency"),
         close_date_then=field("expected_close_date", models.DateField()),

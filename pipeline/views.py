@@ -521,7 +521,8 @@ def card(opportunity: Opportunity, user, now) -> dict:
         "can_move": movable,
         "move_label": labels["move_to"],
         "plan_overdue": overdue_steps_text(opportunity) if opportunity.is_open else "",
-        "hygiene": " · ".join(labels[flag] for flag in opportunity.hygiene_flags(timezone.localdate(now))),
+        "hygiene": " · ".join(labels[flag] for flag
+                              in opportunity.hygiene_flags(timezone.localdate(now))),
         # Sales ops sent the order back: the card says so until a new one is recorded.
         "order_rejected": labels["order_rejected"] if opportunity.stage == Stage.FINALIZING
         and (order := opportunity.current_purchase_order()) is not None
