@@ -23,7 +23,7 @@ import crm.forms
 import forecasting.forms
 import pipeline.forms
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
-from forecasting.models import Target
+from forecasting.models import Quota, Target
 from pipeline.models import (
     ClosePlan,
     ClosePlanEvent,
@@ -56,7 +56,7 @@ pytestmark = pytest.mark.django_db
 
 WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember,
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
-           Team, User, Target, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
+           Team, User, Target, Quota, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
            ClosePlanStep, ShareLink, ClosePlanEvent]
 
 

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
-from forecasting.models import Target
+from forecasting.models import Quota, Target
 from pipeline.models import (
     ChangeForbidden,
     ClosePlan,
@@ -45,7 +45,6 @@ from tests.factories import (
     OpportunityFactory,
     RepFactory,
     SalesOpsFactory,
-    TeamFactory,
     UserFactory,
     advance,
     approve,
@@ -58,7 +57,7 @@ pytestmark = pytest.mark.django_db
 # What happened is recorded by the models' methods and only ever read in the admin.
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
-             ClosePlanStep, ShareLink, ClosePlanEvent}
+             ClosePlanStep, ShareLink, ClosePlanEvent, Target}
 
 
 def admin_url(model, view: str, *args) -> str:
@@ -152,8 +151,10 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         DeadlineExtension: DeadlineExtension.objects.first(),
         StageTimeout: StageTimeout.objects.create(stage=Stage.DISCOVERING, days=20,
                                                   updated_by=sales_ops),
-        Target: Target.set(team=manager.team, fiscal_year=2026, quarter=1,
-                           amount=Decimal("250000"), by=manager),
+        Target: Target.objects.create(team=manager.team, fiscal_year=2026, quarter=1,
+                                      amount=Decimal("250000"), set_by=manager),
+        Quota: Quota.set(rep=rep, fiscal_year=2026, quarter=1, amount=Decimal("250000"),
+                         by=manager),
         Group: Group.objects.get(name="rep"),
     }
 
@@ -497,51 +498,59 @@ def test_sales_ops_change_stage_timeouts_and_exchange_rates_and_are_recorded(
     assert (rate.rate, rate.updated_by) == (Decimal("1.17"), sales_ops)
 
 
-# --- targets ---
+# --- quotas ---
 
 
-def target_form(team: Team, amount: str = "100000") -> dict:
-    return {"team": team.pk, "fiscal_year": "2026", "quarter": "1", "amount": amount,
+def quota_form(rep: User, amount: str = "100000") -> dict:
+    return {"rep": rep.pk, "fiscal_year": "2026", "quarter": "1", "amount": amount,
             "_save": "Save"}
 
 
-def test_a_manager_sets_their_teams_target(client, manager):
+def test_a_manager_sets_their_reps_quota(client, manager):
+    rep = RepFactory(team=manager.team)
     logged_in(client, manager)
 
-    response = client.post(admin_url(Target, "add"), target_form(manager.team))
+    response = client.post(admin_url(Quota, "add"), quota_form(rep))
 
     assert response.status_code == 302
-    target = Target.objects.get(team=manager.team)
-    assert (target.amount, target.set_by) == (Decimal("100000"), manager)
-    response = client.post(admin_url(Target, "change", target.pk), {"amount": "120000",
-                                                                     "_save": "Save"})
+    quota = Quota.objects.get(rep=rep)
+    assert (quota.amount, quota.set_by, quota.team) == (Decimal("100000"), manager,
+                                                        manager.team)
+    response = client.post(admin_url(Quota, "change", quota.pk), {"amount": "120000",
+                                                                   "_save": "Save"})
     assert response.status_code == 302
-    target.refresh_from_db()
-    assert target.amount == Decimal("120000")
+    quota.refresh_from_db()
+    assert quota.amount == Decimal("120000")
 
 
-def test_a_manager_cannot_set_another_teams_target(client, manager, superuser):
-    other_team = TeamFactory()
-    existing = Target.set(team=other_team, fiscal_year=2026, quarter=2,
-                          amount=Decimal("50000"), by=superuser)
+def test_a_manager_cannot_set_another_teams_quota(client, manager, superuser):
+    stranger = RepFactory()
+    existing = Quota.set(rep=stranger, fiscal_year=2026, quarter=2,
+                         amount=Decimal("50000"), by=superuser)
     logged_in(client, manager)
 
-    response = client.post(admin_url(Target, "add"), target_form(other_team))
+    response = client.post(admin_url(Quota, "add"), quota_form(stranger))
     assert response.status_code == 200
-    assert response.context["adminform"].form.errors["team"]
-    assert not Target.objects.filter(team=other_team, quarter=1).exists()
+    assert response.context["adminform"].form.errors["rep"]
+    assert not Quota.objects.filter(rep=stranger, quarter=1).exists()
 
-    response = client.post(admin_url(Target, "change", existing.pk), {"amount": "1"})
+    response = client.post(admin_url(Quota, "change", existing.pk), {"amount": "1"})
     assert response.status_code == 403
     existing.refresh_from_db()
     assert existing.amount == Decimal("50000")
 
 
-def test_a_rep_cannot_set_targets(client, rep):
+def test_a_rep_cannot_set_quotas_and_former_targets_stay_as_they_were(client, rep, manager):
+    target = Target.objects.create(team=manager.team, fiscal_year=2026, quarter=1,
+                                   amount=Decimal("1000"))
     logged_in(client, rep)
-
-    assert client.post(admin_url(Target, "add"), target_form(rep.team)).status_code == 403
-    assert not Target.objects.exists()
+    assert client.post(admin_url(Quota, "add"), quota_form(rep)).status_code == 403
+    assert not Quota.objects.exists()
+    logged_in(client, manager)
+    assert client.post(admin_url(Target, "change", target.pk),
+                       {"amount": "1"}).status_code == 403
+    target.refresh_from_db()
+    assert target.amount == Decimal("1000")
 
 
 # --- bulk reassignment of a leaving rep's opportunities ---

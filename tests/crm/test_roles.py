@@ -4,7 +4,7 @@
 |-----------|-----------------------------------|--------------------------------------------|
 | rep       | the opportunities of their team   | their own                                  |
 | bdr       | stage 1 of their team, dead pool  | stage 1 they own; reopen from the pool     |
-| manager   | their team's                      | their team's; extensions; targets          |
+| manager   | their team's                      | their team's; extensions; quotas           |
 | sales_ops | all                               | order review, stage timeouts, exch. rates  |
 """
 
@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from crm.models import ExchangeRate
-from forecasting.models import Target
+from forecasting.models import Quota
 from pipeline.models import Opportunity, StageTimeout, Via
 from pipeline.process import DeadReason, Stage
 from tests.factories import (
@@ -112,9 +112,9 @@ def act(client, action, opportunities, teams):
         return client.post(f"/opportunities/{o['pending'].pk}/move/", {
             "stage": "dead", "version": o["pending"].version, "reason": "board said no",
             "dead_reason": "no_decision"}).status_code
-    if action == "set target":
-        return client.post("/forecasting/targets/", {
-            "team": teams["north"].pk, "fiscal_year": 2027, "quarter": 1, "amount": "500000",
+    if action == "set quota":
+        return client.post("/forecast/quotas/", {
+            "quarter": "2027-Q1", f"quota_{o['own'].owner_id}": "500000",
         }).status_code
     if action == "change stage timeout":
         return client.post("/admin/pipeline/stagetimeout/add/",
@@ -149,8 +149,8 @@ def happened(action, opportunities) -> bool:
         return fresh("pending").stage == Stage.FINALIZING
     if action == "kill pending":
         return fresh("pending").stage == Stage.DEAD
-    if action == "set target":
-        return Target.objects.exists()
+    if action == "set quota":
+        return Quota.objects.exists()
     if action == "change stage timeout":
         return StageTimeout.objects.exists()
     if action == "change exchange rate":
@@ -175,7 +175,7 @@ ROLE_TABLE = [
     ("rep", "approve pending", FORBIDDEN),
     ("rep", "reject pending", FORBIDDEN),
     ("rep", "kill pending", FORBIDDEN),
-    ("rep", "set target", FORBIDDEN),
+    ("rep", "set quota", FORBIDDEN),
     ("rep", "change stage timeout", FORBIDDEN),
     ("rep", "change exchange rate", FORBIDDEN),
     # bdr: stage 1 of the team and the dead pool; changes stage 1 they own, reopens
@@ -185,10 +185,10 @@ ROLE_TABLE = [
     ("bdr", "edit bdr stage 1", ALLOWED),
     ("bdr", "advance bdr stage 1", ALLOWED),
     ("bdr", "reopen dead", ALLOWED),
-    ("bdr", "set target", FORBIDDEN),
+    ("bdr", "set quota", FORBIDDEN),
     ("bdr", "change stage timeout", FORBIDDEN),
     ("bdr", "change exchange rate", FORBIDDEN),
-    # manager: the team's; extensions; targets
+    # manager: the team's; extensions; quotas
     ("manager", "see teammates", ALLOWED),
     ("manager", "see other team", HIDDEN),
     ("manager", "edit teammates", ALLOWED),
@@ -198,7 +198,7 @@ ROLE_TABLE = [
     ("manager", "kill pending", ALLOWED),
     ("manager", "approve pending", FORBIDDEN),
     ("manager", "reject pending", FORBIDDEN),
-    ("manager", "set target", ALLOWED),
+    ("manager", "set quota", ALLOWED),
     ("manager", "change stage timeout", FORBIDDEN),
     ("manager", "change exchange rate", FORBIDDEN),
     # sales ops: sees all; reviews orders; stage timeouts; exchange rates
@@ -210,7 +210,7 @@ ROLE_TABLE = [
     ("sales_ops", "edit own", FORBIDDEN),
     ("sales_ops", "advance own", FORBIDDEN),
     ("sales_ops", "extend own", FORBIDDEN),
-    ("sales_ops", "set target", FORBIDDEN),
+    ("sales_ops", "set quota", FORBIDDEN),
     ("sales_ops", "change stage timeout", ALLOWED),
     ("sales_ops", "change exchange rate", ALLOWED),
 ]
