@@ -406,7 +406,7 @@ def render_pages(client, opportunity, language: str) -> dict[str, str]:
     page("contact in use", client.post(f"/contacts/{opportunity.champion_id}/archive/",
                                        headers=headers), 409)
     page("notifications", client.get("/notifications/", headers=headers))
-    page("targets", client.get("/forecasting/targets/", headers=headers))
+    page("forecast", client.get("/forecast/", headers=headers))
     page("not found", client.get("/opportunities/999999/", headers=headers), 404)
     return pages
 
@@ -440,7 +440,7 @@ SHOWN_ON = {
     "contact in use": ["%(contact)s is still the champion or a committee member of open "
                        "opportunities: %(names)s. Name someone else there first."],
     "notifications": ["Nothing new.", "Mark all as read"],
-    "targets": ["No targets yet.", "Targets"],
+    "forecast": ["Coverage needed", "Per rep", "Too little history to say", "Quota"],
     "not found": ["Page not found", "Back to the board"],
 }
 
