@@ -48,7 +48,7 @@ def test_the_rep_screens_pass_the_automated_accessibility_checks(live_server, lo
     for path in ("/board/", "/board/?dead=on", f"/opportunities/{opportunity.pk}/",
                  f"/opportunities/{opportunity.pk}/edit/", "/opportunities/new/",
                  "/accounts/", f"/accounts/{opportunity.account_id}/",
-                 f"/contacts/{contact.pk}/edit/", "/notifications/", "/forecasting/targets/"):
+                 f"/contacts/{contact.pk}/edit/", "/notifications/", "/forecast/"):
         page.goto(f"{live_server.url}{path}")
         found[path] = violations(page)
 
@@ -69,7 +69,7 @@ def test_the_rep_screens_pass_the_automated_accessibility_checks(live_server, lo
 def test_the_deal_desk_screens_pass_the_automated_accessibility_checks(live_server, log_in,
                                                                         page):
     """The offer, the close plan (the rep's and the customer's), the order form, sales
-    ops' queue, review and hand-offs, and the forecast."""
+    ops' queue, review and hand-offs, and the forecast with its quotas and lists."""
     from pipeline.models import ReviewCheck
     from tests.factories import ManagerFactory, SalesOpsFactory, record_order
 
@@ -99,6 +99,11 @@ def test_the_deal_desk_screens_pass_the_automated_accessibility_checks(live_serv
     for path in ("/orders/pending/", f"/opportunities/{pending.pk}/review/", "/handoffs/"):
         ops_page.goto(f"{live_server.url}{path}")
         found[path] = violations(ops_page)
-    assert manager  # the forecast shows the team's rows
+    ops_page.get_by_role("button", name="Log out").click()
+    # The manager's forecast shows the team's rows, its sub-pages their tables.
+    manager_page = log_in(manager)
+    for path in ("/forecast/", "/forecast/quotas/", "/forecast/opportunities/?figure=closed"):
+        manager_page.goto(f"{live_server.url}{path}")
+        found[path] = violations(manager_page)
 
     assert {where: report for where, report in found.items() if report} == {}
