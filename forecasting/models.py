@@ -15,6 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from crm.models import Team, User
 from pipeline.models import ChangeForbidden, InvalidChange
 
+# SQLite sums decimals without their scale; amounts are shown and exported in cents.
+CENT = Decimal("0.01")
 QUARTERS = [(q, f"Q{q}") for q in range(1, 5)]
 
 
@@ -25,7 +27,13 @@ class QuotaQuerySet(models.QuerySet):
     def target(self) -> Decimal | None:
         """The sum of these quotas: a team's target, or the company's; None if none is
         set, which the dashboard says rather than showing a target of zero."""
-        return self.aggregate(total=Sum("amount"))["total"]
+        total = self.aggregate(total=Sum("amount"))["total"]
+        return None if total is None else total.quantize(CENT)
+
+    def per_rep(self) -> dict[int, Decimal]:
+        """Each rep's quota among these, by the rep's id."""
+        return {rep: amount.quantize(CENT) for rep, amount in
+                self.order_by().values_list("rep").annotate(Sum("amount"))}
 
 
 class Quota(models.Model):

@@ -94,7 +94,7 @@ def forecast(request) -> TemplateResponse:
     quarter_text = f"{year}-Q{quarter}"
     total, per_owner = quarter_forecast(scope.opportunities, year, quarter)
     quotas = scope.quotas.of_quarter(year, quarter)
-    quota_of = dict(quotas.order_by().values_list("rep").annotate(Sum("amount")))
+    quota_of = quotas.per_rep()
     owners = User.objects.filter(pk__in={*per_owner, *quota_of}).order_by(
         "first_name", "last_name", "username")
     rows = [RepRow(owner, per_owner.get(owner.pk, Figures()), quota_of.get(owner.pk),
@@ -198,7 +198,7 @@ def quota_list(request) -> TemplateResponse:
             return HttpResponseRedirect(
                 f"{reverse('forecasting:quota_list')}?{urlencode({'quarter': quarter_text})}")
     quotas = Quota.objects.of_quarter(year, quarter).filter(rep__in=reps)
-    quota_of = dict(quotas.values_list("rep", "amount"))
+    quota_of = quotas.per_rep()
     return TemplateResponse(request, "forecasting/quota_list.html", {
         "form": form,
         "quarter": quarter_text,
