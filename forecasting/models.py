@@ -53,3 +53,10 @@ class Target(models.Model):
             defaults={"amount": amount, "set_by": by, "set_at": timezone.now()},
         )
         return target
+
+
+# Calls and snapshots live in modules of their own; importing them here registers them.
+from forecasting.calls import CallKind, ForecastCall  # noqa: E402
+from forecasting.snapshots import Snapshot, SnapshotRow  # noqa: E402
+
+__all__ = ["CallKind", "ForecastCall", "Snapshot", "SnapshotRow", "Target"]
