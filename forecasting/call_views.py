@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from crm.models import Role, User, fiscal_quarter, fiscal_quarter_bounds, quarter_from_text
@@ -211,7 +212,9 @@ def snapshot_take(request) -> HttpResponseRedirect:
         raise PermissionDenied(_("Only a manager takes a snapshot."))
     snapshot, taken = Snapshot.take(Snapshot.minute_slot(), by=request.user)
     if taken:
-        messages.success(request, _("Snapshot taken: %d open opportunities.") % snapshot.rows)
+        messages.success(request, ngettext(
+            "Snapshot taken: %d open opportunity.", "Snapshot taken: %d open opportunities.",
+            snapshot.rows) % snapshot.rows)
     else:
         messages.info(request, _("A snapshot was taken this minute already."))
     return HttpResponseRedirect(reverse("forecasting:changes"))

@@ -122,7 +122,7 @@ def test_a_manager_takes_a_snapshot_on_demand_once_a_minute(client, team):
     first = client.post("/forecast/snapshots/take/", follow=True)
     second = client.post("/forecast/snapshots/take/", follow=True)
 
-    assert "Snapshot taken: 1 open opportunities." in first.content.decode()
+    assert "Snapshot taken: 1 open opportunity." in first.content.decode()
     assert "A snapshot was taken this minute already." in second.content.decode()
     assert list(Snapshot.objects.values_list("taken_by", "rows")) == [(manager.pk, 1)]
 
