@@ -251,3 +251,10 @@ def test_without_a_snapshot_the_page_says_so(client, team):
 
     assert "No snapshot yet" in page
     assert "Take a snapshot now" in page
+
+
+def test_beat_asks_for_the_weekly_snapshot_every_hour(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["take-weekly-forecast-snapshot"]
+
+    assert (entry["task"], entry["schedule"]) == (take_weekly_snapshot.name,
+                                                  timedelta(hours=1))
