@@ -258,3 +258,20 @@ def test_beat_asks_for_the_weekly_snapshot_every_hour(settings):
 
     assert (entry["task"], entry["schedule"]) == (take_weekly_snapshot.name,
                                                   timedelta(hours=1))
+
+
+def test_what_changed_takes_as_many_queries_however_many_deals_changed(client, team):
+    manager, anna, ben = team
+    client.force_login(manager)
+    deal(anna, "Alpha", Stage.NEGOTIATING, "100")
+    Snapshot.take(Snapshot.minute_slot() - timedelta(days=7))
+    deal(anna, "New 0", Stage.NEGOTIATING, "1")
+    with CaptureQueriesContext(connection) as few:
+        client.get("/forecast/changes/")
+    for number in range(1, 11):
+        deal(ben, f"New {number}", Stage.VALIDATING, "2")
+    with CaptureQueriesContext(connection) as many:
+        page = client.get("/forecast/changes/").content.decode()
+
+    assert page.count('data-opportunity-id="') == 11
+    assert len(many) == len(few)
