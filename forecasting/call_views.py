@@ -92,6 +92,8 @@ def calls_context(request, scope: Scope, year: int, quarter: int) -> dict:
         })
     return {
         "tab": "calls", "quarter": f"{year}-Q{quarter}", "current": current, "scope": scope,
+        # A rep reads their own calls only, not what their manager made of them.
+        "show_adjustments": sees_everyone(user) or user.is_manager,
         "system": called_figures(total), "rep_rows": rep_rows, "team_rows": team_rows,
         "history": calls.select_related("rep", "team", "made_by").order_by("-made_at", "-pk"),
     }

@@ -90,6 +90,19 @@ def test_an_adjustment_keeps_the_reps_call_beside_it_with_who_and_when(client, t
     assert "by Maria Manager" in row
 
 
+def test_a_rep_reads_their_own_calls_not_their_managers_adjustment(client, team):
+    manager, anna, ben = team
+    ForecastCall.submit(by=anna, commit=Decimal(5), best_case=Decimal(6), note="mine")
+    ForecastCall.adjust(by=manager, rep=anna, commit=Decimal(3), best_case=Decimal(4),
+                        note="hers is high")
+    client.force_login(anna)
+
+    page = client.get("/forecast/calls/").content.decode()
+
+    assert "Commit 5, Best Case 6" in page
+    assert "hers is high" not in page and 'data-figure="adjustment"' not in page
+
+
 def test_a_manager_calls_the_quarter_for_their_team(client, team):
     manager, anna, ben = team
     deal(anna, Stage.NEGOTIATING, "100000")
