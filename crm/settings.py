@@ -208,6 +208,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.deliver_pending_notifications",
         "schedule": timedelta(minutes=1),
     },
+    # Hourly, though weekly: the first run of a week takes its snapshot, the others find
+    # it taken.
+    "take-weekly-forecast-snapshot": {
+        "task": "forecasting.tasks.take_weekly_snapshot",
+        "schedule": timedelta(hours=1),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

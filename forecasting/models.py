@@ -118,3 +118,11 @@ class Target(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team} FY{self.fiscal_year} Q{self.quarter}"
+
+
+# Calls and snapshots live in modules of their own; importing them here registers them.
+from forecasting.calls import CallKind, ForecastCall  # noqa: E402
+from forecasting.snapshots import Snapshot, SnapshotRow  # noqa: E402
+
+__all__ = ["CallKind", "ForecastCall", "Quota", "QuotaQuerySet", "Snapshot", "SnapshotRow",
+           "Target"]

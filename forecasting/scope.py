@@ -3,9 +3,12 @@ a superuser the company's; nobody else sees any."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404
+from django.utils.translation import gettext
 
 from crm.models import Role, Team, User
 from forecasting.models import Quota, QuotaQuerySet
@@ -51,10 +54,15 @@ def quota_reps(user: User) -> QuerySet[User]:
 
 @dataclass(frozen=True)
 class Scope:
-    """The opportunities and quotas behind one view of the dashboard."""
+    """The opportunities and quotas behind one view of the forecast; for a scope asked
+    for by a page, also the teams and people the user may choose from, and the chosen."""
 
     opportunities: OpportunityQuerySet
     quotas: QuotaQuerySet
+    teams: QuerySet[Team] | None = None
+    reps: QuerySet[User] | None = None
+    team: Team | None = None
+    rep: User | None = None
 
 
 def forecast_scope(user: User, *, team: Team | None = None, rep: User | None = None
@@ -71,3 +79,23 @@ def forecast_scope(user: User, *, team: Team | None = None, rep: User | None = N
     if rep is not None:
         opportunities, quotas = opportunities.filter(owner=rep), quotas.filter(rep=rep)
     return Scope(opportunities, quotas)
+
+
+def requested_scope(user: User, *, team: str = "", rep: str = "") -> Scope:
+    """The scope a page's `team` and `rep` parameters name (ids as text): 403 for a role
+    without a forecast, 404 for a team or person the user may not see."""
+    if not may_see_forecast(user):
+        raise PermissionDenied(gettext("Your role has no forecast."))
+    teams, reps = forecast_teams(user), forecast_owners(user)
+    chosen_team = chosen(teams, team) if team else None
+    chosen_rep = chosen(reps, rep) if rep else None
+    return replace(forecast_scope(user, team=chosen_team, rep=chosen_rep),
+                   teams=teams, reps=reps, team=chosen_team, rep=chosen_rep)
+
+
+def chosen(choices: QuerySet, pk: str):
+    """The chosen one of `choices` by its id as text; 404 if it is none of them."""
+    found = choices.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) <= 12 else None
+    if found is None:
+        raise Http404(gettext("There is no such team or person among those you may see."))
+    return found

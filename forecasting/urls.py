@@ -1,6 +1,6 @@
 from django.urls import path
 
-from forecasting import views
+from forecasting import call_views, views
 
 app_name = "forecasting"
 urlpatterns = [
@@ -8,5 +8,10 @@ urlpatterns = [
     path("forecast/", views.forecast, name="forecast"),
     path("forecast/opportunities/", views.opportunity_list, name="opportunity_list"),
     path("forecast/quotas/", views.quota_list, name="quota_list"),
+    path("forecast/calls/", call_views.call_list, name="call_list"),
+    path("forecast/calls/new/", call_views.call_create, name="call_create"),
+    path("forecast/accuracy/", call_views.accuracy, name="accuracy"),
+    path("forecast/changes/", call_views.changes, name="changes"),
+    path("forecast/snapshots/take/", call_views.snapshot_take, name="snapshot_take"),
     path("forecasting/targets/", views.target_list, name="target_list"),
 ]

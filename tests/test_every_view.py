@@ -20,10 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crm.forms
+import forecasting.call_forms
 import forecasting.forms
 import pipeline.forms
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
-from forecasting.models import Quota, Target
+from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
     ClosePlan,
     ClosePlanEvent,
@@ -57,7 +58,7 @@ pytestmark = pytest.mark.django_db
 WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember,
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
            Team, User, Target, Quota, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
-           ClosePlanStep, ShareLink, ClosePlanEvent]
+           ClosePlanStep, ShareLink, ClosePlanEvent, ForecastCall, Snapshot, SnapshotRow]
 
 
 def app_routes() -> list[str]:
@@ -88,8 +89,9 @@ def field_names() -> list[str]:
     """The name of every field of every form of the app, and the parameters views read."""
     names = {"via", "filters", "retry_target", "after", "language", "next", "o", "p", "e",
              "_save", "username", "password", "loaded_version", "stage__exact", "apply",
-             "action", "_selected_action", "index", "changed_at__year"}
-    for module in (pipeline.forms, crm.forms, forecasting.forms):
+             "action", "_selected_action", "index", "changed_at__year", "rep", "team",
+             "since", "quarter"}
+    for module in (pipeline.forms, crm.forms, forecasting.forms, forecasting.call_forms):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, forms.BaseForm):
                 names |= set(value.base_fields)
