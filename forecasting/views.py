@@ -52,7 +52,11 @@ def dashboard_query(request, form_class) -> tuple:
     """The form of the dashboard's URL (quarter, team, rep), the quarter it names, and
     the scope it narrows the user's view to."""
     user = request.user
-    form = form_class(request.GET, teams=forecast_teams(user), reps=forecast_owners(user))
+    query = request.GET.copy()
+    if not query.get("quarter"):  # shown filled in: the reader sees which quarter it is
+        year, quarter = fiscal_quarter(timezone.localdate())
+        query["quarter"] = f"{year}-Q{quarter}"
+    form = form_class(query, teams=forecast_teams(user), reps=forecast_owners(user))
     form.is_valid()
     data = form.cleaned_data
     scope = forecast_scope(user, team=data.get("team"), rep=data.get("rep"))
