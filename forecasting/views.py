@@ -44,7 +44,9 @@ def not_for_this_role(request, message: str) -> TemplateResponse:
 
 
 def chosen_quarter(form) -> tuple[int, int]:
-    value = form.cleaned_data.get("quarter") if form.is_valid() else ""
+    """The form's quarter, valid even where another field is not; else today's."""
+    form.is_valid()
+    value = form.cleaned_data.get("quarter", "")
     return parsed_quarter(value) if value else fiscal_quarter(timezone.localdate())
 
 
