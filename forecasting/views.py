@@ -44,7 +44,9 @@ def not_for_this_role(request, message: str) -> TemplateResponse:
 
 
 def chosen_quarter(form) -> tuple[int, int]:
-    value = form.cleaned_data.get("quarter") if form.is_valid() else ""
+    """The form's quarter, valid even where another field is not; else today's."""
+    form.is_valid()
+    value = form.cleaned_data.get("quarter", "")
     return parsed_quarter(value) if value else fiscal_quarter(timezone.localdate())
 
 
@@ -52,7 +54,11 @@ def dashboard_query(request, form_class) -> tuple:
     """The form of the dashboard's URL (quarter, team, rep), the quarter it names, and
     the scope it narrows the user's view to."""
     user = request.user
-    form = form_class(request.GET, teams=forecast_teams(user), reps=forecast_owners(user))
+    query = request.GET.copy()
+    if not query.get("quarter"):  # shown filled in: the reader sees which quarter it is
+        year, quarter = fiscal_quarter(timezone.localdate())
+        query["quarter"] = f"{year}-Q{quarter}"
+    form = form_class(query, teams=forecast_teams(user), reps=forecast_owners(user))
     form.is_valid()
     data = form.cleaned_data
     scope = forecast_scope(user, team=data.get("team"), rep=data.get("rep"))

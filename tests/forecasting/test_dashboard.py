@@ -118,6 +118,15 @@ def test_a_rep_sees_only_their_own_figures(client, quarterly):
                           f"&rep={quarterly.ben.pk}") == []
 
 
+def test_a_refused_scope_keeps_the_quarter_asked_for(client, quarterly):
+    client.force_login(quarterly.anna)
+
+    response = client.get(f"/forecast/?quarter={quarter_name(2)}&rep={quarterly.ben.pk}")
+
+    assert response.status_code == 400
+    assert figure(response.content.decode(), "closed") == "120,000 EUR"  # Anna's Alpha
+
+
 def test_another_manager_sees_none_of_the_teams_figures(client, quarterly):
     client.force_login(ManagerFactory())
 
