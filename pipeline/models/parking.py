@@ -1,0 +1,223 @@
+"""The timeout sweep's parking of overdue opportunities as Dead, a batch at a time.
+
+`move_to` parks one opportunity in about a dozen queries; at a million open opportunities
+with a tenth of them overdue that took longer than the fifteen minutes between two sweeps.
+A batch is claimed by one conditional UPDATE … RETURNING and recorded by set-based
+inserts in the same transaction, and writes what `move_to(Stage.DEAD)` writes for each:
+the same row, history row and notification (tests/pipeline/test_parking.py compares them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Collection
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connections, models, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.expressions import RawSQL
+from django.db.models.sql import UpdateQuery
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+
+from crm.models import Notification, User
+from pipeline.models.checklist import CommitteeMember, CriterionTick
+from pipeline.models.choices import Via
+from pipeline.models.history import StageChange, move_message
+from pipeline.models.orders import PurchaseOrder
+from pipeline.models.queries import count_plans
+from pipeline.process import TIMED_STAGES, DeadReason, Stage
+
+logger = logging.getLogger(__name__)
+
+# Opportunities parked per transaction: large enough that the per-batch queries are a
+# small share, small enough that memory and row locks stay bounded (docs/benchmarks.md).
+PARK_BATCH_SIZE = 2000
+
+
+def timeout_reasons() -> dict[Stage, str]:
+    """The note of an opportunity parked for overstaying each stage, in the site's
+    language (who reads the history does not change it)."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return {stage: gettext("%s timed out.") % stage.label for stage in TIMED_STAGES}
+
+
+class Parking:
+    """The sweep's side of an opportunity: parking every overdue one, batch by batch."""
+
+    @classmethod
+    def park_overdue(cls, now: datetime | None = None, *,
+                     batch_size: int = PARK_BATCH_SIZE) -> tuple[int, list[int]]:
+        """Park everything due for parking at `now`: (how many parked, ids that failed).
+
+        Safe to run twice at once and again after a crash: a batch claims only rows still
+        due, so each is parked once. A batch that fails is parked again one opportunity
+        at a time, so one bad row is logged and left for the next sweep instead of
+        keeping the rest of its batch (or the company's timeouts) from being parked.
+        """
+        now = now or timezone.now()
+        parked, failed = 0, []
+        while True:
+            try:
+                batch = cls.park_batch(now, batch_size, skipping=failed)
+            except Exception:
+                logger.exception("Failed parking a batch; parking it one by one")
+                before = (parked, len(failed))
+                for pk in cls._parking_candidates(now, batch_size, skipping=failed):
+                    try:
+                        parked += len(cls.park_batch(now, 1, only=pk))
+                    except Exception:
+                        failed.append(pk)
+                        logger.exception("Failed parking opportunity %s; the next run tries "
+                                         "again", pk)
+                if (parked, len(failed)) == before:
+                    raise  # no row to blame: the database itself, say
+                continue
+            if not batch:
+                return parked, failed
+            parked += len(batch)
+
+    @classmethod
+    def park_if_still_overdue(cls, pk: int, now: datetime | None = None) -> bool:
+        """Park one opportunity as Dead when it is still due for parking; True if parked."""
+        return bool(cls.park_batch(now or timezone.now(), 1, only=pk))
+
+    @classmethod
+    def park_batch(cls, now: datetime, limit: int, *, skipping: Collection[int] = (),
+                   only: int | None = None) -> list[int]:
+        """Claim up to `limit` opportunities due for parking and park them, in one
+        transaction; the ids parked, none when nothing is left.
+
+        The claim is one UPDATE whose condition is "still due": a concurrent sweep or a
+        user's move that got there first leaves the row out, and on PostgreSQL rows locked
+        by someone else are skipped rather than waited for (the next sweep takes them).
+        """
+        reasons = timeout_reasons()
+        with transaction.atomic():
+            claimed = update_returning(
+                cls.objects.due_for_parking(now),
+                cls._parking_candidates(now, limit, skipping=skipping, only=only, lock=True),
+                {
+                    "stage": Stage.DEAD,
+                    "dead_reason": DeadReason.TIMEOUT,
+                    # SET reads the row as it was: the note names the stage it died in.
+                    "dead_note": Case(*(When(stage=stage, then=Value(reason))
+                                        for stage, reason in reasons.items()),
+                                      default=Value("")),
+                    # What _enter_stage sets for Dead, which has no timeout.
+                    "stage_entered_at": now,
+                    "amount_at_stage_entry": F("amount"),
+                    "stage_deadline": None,
+                    "deadline_warned_at": None,
+                    # What _touch sets for the system.
+                    "version": F("version") + 1,
+                    "changed_at": now,
+                    "changed_by": None,
+                },
+                returning=("id", "dead_note", "owner_id", "name"),
+            )
+            if claimed:
+                source_of = {reason: stage for stage, reason in reasons.items()}
+                cls._record_parked(claimed, source_of, now)
+        return [pk for pk, *_rest in claimed]
+
+    @classmethod
+    def _parking_candidates(cls, now: datetime, limit: int, *, skipping: Collection[int] = (),
+                            only: int | None = None, lock: bool = False) -> models.QuerySet:
+        """The ids of the next `limit` due, oldest deadline first, off the deadline index."""
+        due = cls.objects.due_for_parking(now)
+        if skipping:
+            due = due.exclude(pk__in=skipping)
+        if only is not None:
+            due = due.filter(pk=only)
+        if lock and connections[due.db].features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        # The deadline alone, no tie-breaker: the partial index then yields the rows in
+        # order and the LIMIT stops the scan; a second key would sort every overdue row.
+        return due.order_by("stage_deadline").values_list("pk", flat=True)[:limit]
+
+    @classmethod
+    def _record_parked(cls, claimed: list[tuple], source_of: dict[str, Stage],
+                       now: datetime) -> None:
+        """Write each parked opportunity's history row and its owner's notification, as
+        move_to does, with one INSERT for each kind."""
+        snapshots = cls._checklist_snapshots([pk for pk, *_rest in claimed])
+        StageChange.objects.bulk_create(
+            StageChange(opportunity_id=pk, from_stage=source_of[note], to_stage=Stage.DEAD,
+                        changed_by=None, changed_at=now, via=Via.TIMEOUT, reason=note,
+                        dead_reason=DeadReason.TIMEOUT, handed_to=None,
+                        checklist=snapshots[pk], is_undo=False)
+            for pk, note, _owner, _name in claimed
+        )
+        languages = dict(User.objects.filter(pk__in={owner for _pk, _note, owner, _name
+                                                     in claimed})
+                         .values_list("pk", "language"))
+        by_language = defaultdict(list)
+        for row in claimed:
+            by_language[languages[row[2]]].append(row)
+        messages = []
+        for language, rows in by_language.items():
+            with translation.override(language):  # as send_in_their_language writes
+                for pk, note, owner, name in rows:
+                    subject, body = move_message(name, None, source_of[note], Stage.DEAD, note)
+                    messages.append((owner, subject, body, cls(pk=pk).get_absolute_url()))
+        Notification.send_many(messages)
+
+    @classmethod
+    def _checklist_snapshots(cls, pks: list[int]) -> dict[int, dict]:
+        """Each opportunity's checklist as move_to records it, from five queries however
+        many opportunities: the opportunities, their ticks, committees, close plans and
+        latest purchase orders."""
+        opportunities = list(
+            cls.objects.filter(pk__in=pks).only("stage", "champion", "champion_confirmed_at")
+            .prefetch_related(
+                models.Prefetch("ticks", to_attr="active_ticks",
+                                queryset=CriterionTick.objects.filter(revoked_at__isnull=True)
+                                .select_related("ticked_by")),
+                models.Prefetch("committee_members", to_attr="prefetched_committee",
+                                queryset=CommitteeMember.objects.filter(
+                                    removed_at__isnull=True)),
+            )
+        )
+        count_plans(opportunities)
+        latest = {order.opportunity_id: order for order in PurchaseOrder.objects.filter(
+            opportunity_id__in=pks).only("opportunity_id", "outcome").order_by("recorded_at",
+                                                                                 "pk")}
+        for opportunity in opportunities:
+            opportunity._current_order = latest.get(opportunity.pk)
+        return {opportunity.pk: opportunity.checklist_snapshot() for opportunity in opportunities}
+
+
+def update_returning(queryset: models.QuerySet, among: models.QuerySet, values: dict,
+                     returning: tuple[str, ...]) -> list[tuple]:
+    """`queryset.filter(pk__in=among).update(**values)`, returning the updated rows'
+    `returning` columns (PostgreSQL, and SQLite from 3.35). `among` is a query of ids.
+
+    Django's update() returns only a count, and the same UPDATE with a RETURNING clause
+    hands back what a batch needs to write its history without reading the rows again.
+    `among` is run once, as a materialized WITH query: as `id IN (subquery)` PostgreSQL
+    may run a LIMIT … FOR UPDATE subquery again for every row it joins, and update far
+    more rows than the limit. Only plain columns: the values come back raw.
+    """
+    connection = connections[queryset.db]
+    quote = connection.ops.quote_name
+    meta = queryset.model._meta
+    among_sql, among_params = among.query.get_compiler(queryset.db).as_sql()
+    claim, claimed_id = quote("claim"), quote("id")
+    # Qualified: a bare column the WITH query lacks would name the updated table's.
+    query = queryset.filter(
+        pk__in=RawSQL(f"SELECT {claim}.{claimed_id} FROM {claim}", ())
+    ).query.chain(UpdateQuery)
+    query.add_update_values(values)
+    query.annotations = {}
+    update_sql, update_params = query.get_compiler(queryset.db).as_sql()
+    columns = ", ".join(quote(meta.get_field(name).column) for name in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH {claim} ({claimed_id}) AS MATERIALIZED ({among_sql}) {update_sql} "
+            f"RETURNING {columns}",
+            (*among_params, *update_params),
+        )
+        return cursor.fetchall()
