@@ -167,7 +167,12 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("pipeline:opportunity_detail", args=[self.pk])
+        return self.url_of(self.pk)
+
+    @staticmethod
+    def url_of(pk: int) -> str:
+        """The page of the opportunity `pk`, for rows read without making instances."""
+        return reverse("pipeline:opportunity_detail", args=[pk])
 
     @classmethod
     def start(cls, *, account: Account, owner: User, by: User | None, name: str, source: str,
