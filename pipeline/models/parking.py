@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connections, models, transaction
@@ -21,6 +21,7 @@ from django.db.models import Case, F, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from crm.models import Notification, User
@@ -60,16 +61,18 @@ class Parking:
         keeping the rest of its batch (or the company's timeouts) from being parked.
         """
         now = now or timezone.now()
-        parked, failed = 0, []
+        parked, failed, reached = 0, [], None
         while True:
             try:
-                batch = cls.park_batch(now, batch_size, skipping=failed)
+                batch, reached = cls.park_batch(now, batch_size, skipping=failed,
+                                                reached=reached)
             except Exception:
                 logger.exception("Failed parking a batch; parking it one by one")
                 before = (parked, len(failed))
-                for pk in cls._parking_candidates(now, batch_size, skipping=failed):
+                for pk in cls._parking_candidates(now, batch_size, skipping=failed,
+                                                  reached=reached).values_list("pk", flat=True):
                     try:
-                        parked += len(cls.park_batch(now, 1, only=pk))
+                        parked += len(cls.park_batch(now, 1, only=pk)[0])
                     except Exception:
                         failed.append(pk)
                         logger.exception("Failed parking opportunity %s; the next run tries "
@@ -84,23 +87,30 @@ class Parking:
     @classmethod
     def park_if_still_overdue(cls, pk: int, now: datetime | None = None) -> bool:
         """Park one opportunity as Dead when it is still due for parking; True if parked."""
-        return bool(cls.park_batch(now or timezone.now(), 1, only=pk))
+        return bool(cls.park_batch(now or timezone.now(), 1, only=pk)[0])
 
     @classmethod
     def park_batch(cls, now: datetime, limit: int, *, skipping: Collection[int] = (),
-                   only: int | None = None) -> list[int]:
+                   only: int | None = None,
+                   reached: datetime | None = None) -> tuple[list[int], datetime | None]:
         """Claim up to `limit` opportunities due for parking and park them, in one
-        transaction; the ids parked, none when nothing is left.
+        transaction: (the ids parked, none when nothing is left; the latest deadline
+        among them, where the next batch of the sweep begins).
 
         The claim is one UPDATE whose condition is "still due": a concurrent sweep or a
         user's move that got there first leaves the row out, and on PostgreSQL rows locked
         by someone else are skipped rather than waited for (the next sweep takes them).
+        `reached`: the previous batch's latest deadline. The deadline index still holds
+        the rows parked before until vacuum, and scanning them again for every batch made
+        a sweep's time grow with the square of its rows.
         """
         reasons = timeout_reasons()
         with transaction.atomic():
             claimed = update_returning(
                 cls.objects.due_for_parking(now),
-                cls._parking_candidates(now, limit, skipping=skipping, only=only, lock=True),
+                cls._parking_candidates(now, limit, skipping=skipping, only=only, lock=True,
+                                        reached=reached)
+                .values_list("pk", "stage_deadline"),
                 {
                     "stage": Stage.DEAD,
                     "dead_reason": DeadReason.TIMEOUT,
@@ -123,13 +133,17 @@ class Parking:
             if claimed:
                 source_of = {reason: stage for stage, reason in reasons.items()}
                 cls._record_parked(claimed, source_of, now)
-        return [pk for pk, *_rest in claimed]
+        return [pk for pk, *_rest in claimed], (
+            as_aware(claimed[0][-1]) if claimed else reached)
 
     @classmethod
     def _parking_candidates(cls, now: datetime, limit: int, *, skipping: Collection[int] = (),
-                            only: int | None = None, lock: bool = False) -> models.QuerySet:
-        """The ids of the next `limit` due, oldest deadline first, off the deadline index."""
+                            only: int | None = None, lock: bool = False,
+                            reached: datetime | None = None) -> models.QuerySet:
+        """The next `limit` due, oldest deadline first, off the deadline index."""
         due = cls.objects.due_for_parking(now)
+        if reached is not None:
+            due = due.filter(stage_deadline__gte=reached)
         if skipping:
             due = due.exclude(pk__in=skipping)
         if only is not None:
@@ -138,7 +152,7 @@ class Parking:
             due = due.select_for_update(skip_locked=True)
         # The deadline alone, no tie-breaker: the partial index then yields the rows in
         # order and the LIMIT stops the scan; a second key would sort every overdue row.
-        return due.order_by("stage_deadline").values_list("pk", flat=True)[:limit]
+        return due.order_by("stage_deadline")[:limit]
 
     @classmethod
     def _record_parked(cls, claimed: list[tuple], source_of: dict[str, Stage],
@@ -152,10 +166,9 @@ class Parking:
              "reason", "dead_reason", "handed_to_id", "checklist", "is_undo"),
             ((pk, source_of[note], Stage.DEAD.value, None, now, Via.TIMEOUT.value, note,
               DeadReason.TIMEOUT.value, None, snapshots[pk], False)
-             for pk, note, _owner, _name in claimed),
+             for pk, note, _owner, _name, _reached in claimed),
         )
-        languages = dict(User.objects.filter(pk__in={owner for _pk, _note, owner, _name
-                                                     in claimed})
+        languages = dict(User.objects.filter(pk__in={row[2] for row in claimed})
                          .values_list("pk", "language"))
         by_language = defaultdict(list)
         for row in claimed:
@@ -164,7 +177,7 @@ class Parking:
         messages = []
         for language, rows in by_language.items():
             with translation.override(language):  # as send_in_their_language writes
-                for pk, note, owner, name in rows:
+                for pk, note, owner, name, _reached in rows:
                     subject, body = move_message(name, None, source_of[note], Stage.DEAD, note)
                     messages.append((owner, subject, body, link_of(pk)))
         Notification.send_many(messages)
@@ -206,6 +219,13 @@ class ChecklistAsRead(Checklist, Planning, Ordering):
         self.pk = pk
         self.champion_id = champion_id
         self.champion_confirmed_at = champion_confirmed_at
+
+
+def as_aware(value: datetime | str) -> datetime:
+    """A timestamp as a raw cursor returns it: SQLite's is the stored text (UTC)."""
+    if isinstance(value, str):
+        return timezone.make_aware(parse_datetime(value), UTC)
+    return value
 
 
 def links_by_id(model) -> Callable[[int], str]:
@@ -267,7 +287,8 @@ def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: Itera
 def update_returning(queryset: models.QuerySet, among: models.QuerySet, values: dict,
                      returning: tuple[str, ...]) -> list[tuple]:
     """`queryset.filter(pk__in=among).update(**values)`, returning the updated rows'
-    `returning` columns (PostgreSQL, and SQLite from 3.35). `among` is a query of ids.
+    `returning` columns (PostgreSQL, and SQLite from 3.35) and, last in each row, the
+    largest key in `among`: a query of (id, key) pairs.
 
     Django's update() returns only a count, and the same UPDATE with a RETURNING clause
     hands back what a batch needs to write its history without reading the rows again.
@@ -279,7 +300,7 @@ def update_returning(queryset: models.QuerySet, among: models.QuerySet, values: 
     quote = connection.ops.quote_name
     meta = queryset.model._meta
     among_sql, among_params = among.query.get_compiler(queryset.db).as_sql()
-    claim, claimed_id = quote("claim"), quote("id")
+    claim, claimed_id, key = quote("claim"), quote("id"), quote("key")
     # Qualified: a bare column the WITH query lacks would name the updated table's.
     query = queryset.filter(
         pk__in=RawSQL(f"SELECT {claim}.{claimed_id} FROM {claim}", ())
@@ -290,8 +311,8 @@ def update_returning(queryset: models.QuerySet, among: models.QuerySet, values: 
     columns = ", ".join(quote(meta.get_field(name).column) for name in returning)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH {claim} ({claimed_id}) AS MATERIALIZED ({among_sql}) {update_sql} "
-            f"RETURNING {columns}",
+            f"WITH {claim} ({claimed_id}, {key}) AS MATERIALIZED ({among_sql}) {update_sql} "
+            f"RETURNING {columns}, (SELECT MAX({claim}.{key}) FROM {claim})",
             (*among_params, *update_params),
         )
         return cursor.fetchall()

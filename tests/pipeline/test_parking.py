@@ -86,6 +86,9 @@ def test_a_batch_writes_exactly_what_a_move_to_dead_writes():
 def test_every_batch_of_a_sweep_is_parked_and_nothing_twice():
     parked = [overdue() for _ in range(5)]
     kept = overdue(days_over=-3)  # its deadline is still ahead
+    # Three share a deadline: a batch ends between two of them.
+    Opportunity.objects.filter(pk__in=[o.pk for o in parked[1:4]]).update(
+        stage_deadline=parked[1].stage_deadline)
 
     assert Opportunity.park_overdue(timezone.now(), batch_size=2) == (5, [])
     assert Opportunity.park_overdue(timezone.now(), batch_size=2) == (0, [])
@@ -99,7 +102,7 @@ def test_every_batch_of_a_sweep_is_parked_and_nothing_twice():
 def test_the_oldest_deadlines_are_parked_first():
     newer = overdue(days_over=1)
     older = overdue(days_over=20)
-    assert Opportunity.park_batch(timezone.now(), 1) == [older.pk]
+    assert Opportunity.park_batch(timezone.now(), 1) == ([older.pk], older.stage_deadline)
     assert Opportunity.objects.get(pk=newer.pk).stage == Stage.DISCOVERING
 
 
