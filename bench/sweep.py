@@ -240,6 +240,7 @@ def main() -> None:
     print_environment()
     if not arguments.no_seed:
         seed(arguments.opportunities)
+    reset()  # in case an earlier run stopped half-way
     total = Opportunity.objects.count()
     expected = overdue_count()
     print(f"{total:,} opportunities, {expected:,} overdue")
