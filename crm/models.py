@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
@@ -388,6 +389,26 @@ class Notification(models.Model):
         return notification
 
     @classmethod
+    def send_many(cls, messages: Iterable[tuple[int, str, str, str]]) -> list[int]:
+        """Queue many notifications as send() queues one: (recipient id, subject, body,
+        link) each, written in one INSERT, e-mailed after commit by one task for them all.
+
+        For sweeps that change thousands of rows at once: a task per notification would
+        cost the broker a round trip each. Returns the ids.
+        """
+        notifications = cls.objects.bulk_create(
+            cls(recipient_id=recipient_id, subject=one_line(subject, cls.SUBJECT_LENGTH),
+                body=shortened(body, cls.BODY_LENGTH), link=link)
+            for recipient_id, subject, body, link in messages
+        )
+        pks = [notification.pk for notification in notifications]
+        if pks:
+            from crm.tasks import deliver_notifications
+
+            transaction.on_commit(lambda: enqueue_quietly(deliver_notifications, pks))
+        return pks
+
+    @classmethod
     def send_in_their_language(cls, recipient: User, write, link: str = "") -> Notification:
         """Queue a notification whose text `write()` returns as (subject, body), written
         in the recipient's language rather than the language of whoever caused it."""
@@ -463,8 +484,14 @@ class Notification(models.Model):
 
         A notification that fails again keeps its error and waits for its next turn.
         """
+        return cls.deliver_each(cls.due_for_delivery(now))
+
+    @classmethod
+    def deliver_each(cls, pks: Iterable[int]) -> int:
+        """Deliver these notifications; how many e-mails went out. One that fails keeps
+        its error and is left to the periodic sweep, the others go out."""
         delivered = 0
-        for pk in cls.due_for_delivery(now):
+        for pk in pks:
             try:
                 delivered += cls.deliver(pk)
             except Exception:

@@ -23,3 +23,10 @@ def deliver_notification(self, notification_id: int) -> bool:
 def deliver_pending_notifications() -> int:
     """Sweep the outbox for what a down broker or mail server left behind."""
     return Notification.deliver_due()
+
+
+@shared_task
+def deliver_notifications(notification_ids: list[int]) -> int:
+    """E-mail notifications queued together (a sweep's batch); safe to run twice. One the
+    mail server refuses waits for the outbox sweep and its back-off."""
+    return Notification.deliver_each(notification_ids)

@@ -3,6 +3,7 @@
 - `opportunity`: the opportunity and `move_to`, the one door for every stage change;
 - `checklist`: ticks, the champion and the committee, and the methods that change them;
 - `timeouts`: stage timeouts, extensions, the sweeps' claims;
+- `parking`: the timeout sweep parking overdue opportunities in batches;
 - `history`: stage changes and field changes, append-only;
 - `hygiene`: the flags on forecast entries a manager should question;
 - `queries`: visibility, the board's filters and columns, totals;

@@ -29,6 +29,22 @@ def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def move_message(name: str, by: Any, source: str, target: str,
+                 reason: str) -> tuple[str, str]:
+    """The notification of a stage change, (subject, body), in the active language; `by`
+    is who moved it, None for the system."""
+    subject = gettext("%(name)s moved to %(stage)s") % {
+        "name": name, "stage": Stage(target).label,
+    }
+    body = gettext("%(who)s moved “%(name)s” from %(from)s to %(to)s.") % {
+        "who": by or gettext("The system"), "name": name,
+        "from": Stage(source).label, "to": Stage(target).label,
+    }
+    if reason:  # why it moved back, died or was rejected
+        body += "\n\n" + reason
+    return subject, body
+
+
 class StageChange(models.Model):
     """One stage change: who (or the system), when, from, to, via, why, and the checklist
     as it stood. Append-only; forecasting and conversion rates read their history here."""

@@ -27,10 +27,11 @@ from crm.models import (
 from pipeline.models.checklist import Checklist
 from pipeline.models.choices import OpportunityType, Source, Via
 from pipeline.models.close_plans import Planning
-from pipeline.models.history import FieldChange, StageChange, _as_text
+from pipeline.models.history import FieldChange, StageChange, _as_text, move_message
 from pipeline.models.hygiene import Hygiene
 from pipeline.models.offers import Offering
 from pipeline.models.orders import Ordering
+from pipeline.models.parking import Parking
 from pipeline.models.permissions import Permissions
 from pipeline.models.queries import OpportunityQuerySet
 from pipeline.models.refusals import (
@@ -54,7 +55,7 @@ from pipeline.process import (
 
 
 class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts, Hygiene,
-                  ConcurrentTransitionMixin, models.Model):
+                  Parking, ConcurrentTransitionMixin, models.Model):
 
     """A deal being worked through the process; its stage changes only through move_to."""
 
@@ -167,7 +168,12 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("pipeline:opportunity_detail", args=[self.pk])
+        return self.url_of(self.pk)
+
+    @staticmethod
+    def url_of(pk: int) -> str:
+        """The page of the opportunity `pk`, for rows read without making instances."""
+        return reverse("pipeline:opportunity_detail", args=[pk])
 
     @classmethod
     def start(cls, *, account: Account, owner: User, by: User | None, name: str, source: str,
@@ -568,16 +574,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         first, last = changes[0], changes[-1]
 
         def write():
-            subject = gettext("%(name)s moved to %(stage)s") % {
-                "name": self.name, "stage": Stage(last.to_stage).label,
-            }
-            body = gettext("%(who)s moved “%(name)s” from %(from)s to %(to)s.") % {
-                "who": by or gettext("The system"), "name": self.name,
-                "from": Stage(first.from_stage).label, "to": Stage(last.to_stage).label,
-            }
-            if last.reason:  # why it moved back, died or was rejected
-                body += "\n\n" + last.reason
-            return subject, body
+            return move_message(self.name, by, first.from_stage, last.to_stage, last.reason)
 
         recipients = set()
         if by is None or by.pk != self.owner_id:

@@ -8,14 +8,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Notification, User
-from pipeline.models.choices import Via
 from pipeline.models.refusals import TEXT_LENGTH, ChangeForbidden, InvalidChange, within_limit
-from pipeline.process import PROCESS, TIMED_STAGES, DeadReason, Stage
+from pipeline.process import PROCESS, TIMED_STAGES, Stage
 
 # A change this recent counts as significant activity: the timeout sweep leaves the
 # opportunity alone (it stays overdue, in red, until a week passes without one).
@@ -115,28 +114,6 @@ class Timeouts:
         if allowed <= 0 or spent >= allowed:
             return "overdue"
         return "warning" if spent >= 0.75 * allowed else "ok"
-
-
-    @classmethod
-    def park_if_still_overdue(cls, pk: int, now: datetime | None = None) -> bool:
-        """Park one opportunity as Dead when it is still due for parking; True if parked.
-
-        The conditional UPDATE claims the row, so two sweeps running at once park it once;
-        the move itself goes through move_to like every other stage change.
-        """
-        now = now or timezone.now()
-        with transaction.atomic():
-            claimed = cls.objects.due_for_parking(now).filter(pk=pk).update(
-                stage_deadline=None
-            )
-            if not claimed:
-                return False
-            opportunity = cls.objects.get(pk=pk)
-            with translation.override(settings.LANGUAGE_CODE):
-                reason = gettext("%s timed out.") % Stage(opportunity.stage).label
-            opportunity.move_to(Stage.DEAD, by=None, via=Via.TIMEOUT, reason=reason,
-                                dead_reason=DeadReason.TIMEOUT, now=now)
-        return True
 
 
     @classmethod
