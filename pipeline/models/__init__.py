@@ -3,6 +3,7 @@
 - `opportunity`: the opportunity and `move_to`, the one door for every stage change;
 - `checklist`: ticks, the champion and the committee, and the methods that change them;
 - `timeouts`: stage timeouts, extensions, the sweeps' claims;
+- `dead_pool`: BDRs' claims on dead opportunities, and where a reopened one returns;
 - `history`: stage changes and field changes, append-only;
 - `queries`: visibility, the board's filters and columns, totals;
 - `refusals`, `choices`, `contacts`: what the others share.
@@ -18,6 +19,7 @@ from pipeline.models.close_plans import (
     StepStatus,
 )
 from pipeline.models.contacts import archive_contact
+from pipeline.models.dead_pool import DeadPoolClaim
 from pipeline.models.history import FieldChange, StageChange
 from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
 from pipeline.models.opportunity import Opportunity
@@ -51,7 +53,7 @@ from pipeline.models.timeouts import DeadlineExtension, StageTimeout
 __all__ = [
     "CARD_FIELDS", "ChangeForbidden", "ChangeRefused", "ClosePlan", "ClosePlanEvent",
     "ClosePlanStep", "CommitteeMember", "Conflict", "ContactInUse", "CriterionTick",
-    "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind", "HandoffTask",
+    "DeadPoolClaim", "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind", "HandoffTask",
     "InvalidChange", "LineKind", "Offer", "OfferLine", "Opportunity", "OpportunityQuerySet",
     "OpportunityType", "Outcome", "PerGroup", "PurchaseOrder", "ReviewCheck", "ShareLink",
     "Source", "StageChange", "StageTimeout", "StepStatus", "TEXT_LENGTH", "Terms", "Totals",
