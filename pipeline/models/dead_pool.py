@@ -228,8 +228,11 @@ class DeadPool:
         now = now or timezone.now()
         if self.stage != Stage.DEAD:
             raise InvalidChange(gettext("“%s” is not dead.") % self.name)
+        # The target is read from this instance: if the row changed since it was read (say,
+        # another BDR reopened it), the move must be refused, not made from the new stage.
         return self.move_to(self.reopen_stage(now), by=by, via=via, reason=reason,
-                            expected_version=expected_version, now=now)
+                            expected_version=self.version if expected_version is None
+                            else expected_version, now=now)
 
     def _check_reopening(self, target: Stage, by: User | None, now: datetime) -> None:
         """Under the lock, before anything is written: the right stage, and no other BDR's

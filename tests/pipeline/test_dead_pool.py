@@ -250,6 +250,18 @@ def test_reopening_into_another_stage_than_the_rule_says_is_refused(cast, clock)
     assert opportunity.move_targets_for(cast.bdr) == [Stage.VALIDATING]
 
 
+def test_reopening_a_deal_reopened_meanwhile_is_a_conflict_not_a_move_back(cast):
+    opportunity = died(cast, Stage.VALIDATING)
+    stale = Opportunity.objects.get(pk=opportunity.pk)
+    opportunity.reopen(by=cast.manager, reason="Champion back")
+    before = stored_state(opportunity)
+
+    with pytest.raises(Conflict, match="since you loaded it; it is now in Validating"):
+        stale.reopen(by=cast.bdr, reason="Campaign reply")
+
+    assert stored_state(opportunity) == before
+
+
 def test_reopening_needs_a_reason(cast):
     opportunity = died(cast, Stage.DISCOVERING)
     before = stored_state(opportunity)

@@ -4,6 +4,7 @@ reason and finds it on the board in the stage the rule sends it to."""
 from datetime import timedelta
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -38,6 +39,9 @@ def test_a_bdr_filters_claims_and_reopens_a_deal_and_finds_it_on_the_board(
     page.get_by_role("link", name="Dead pool").click()
     rows = page.locator("table.pool tbody tr")
     expect(rows).to_have_count(2)
+    page.locator(f'tr[data-opportunity-id="{recent.pk}"]').get_by_text("Reopen…").click()
+    axe = Axe().run(page)  # WCAG checks, with a reopen form open
+    assert not axe.violations_count, axe.generate_report()
     page.get_by_label("Dead for").select_option("older")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(1)

@@ -349,6 +349,15 @@ def test_a_second_claim_is_a_409_naming_the_claimer(client, cast):
     assert DeadPoolClaim.objects.get().claimed_by == cast.bdr
 
 
+def test_the_opportunity_page_of_a_claimed_dead_deal_names_the_claimer(client, cast):
+    [dead] = bury(1, owners=[cast.rep], account=AccountFactory(), claimed_by=cast.bdr)
+    client.force_login(cast.manager)
+
+    html = client.get(f"/opportunities/{dead.pk}/").content.decode()
+
+    assert f'<dt>Claimed by</dt><dd class="claimer">{cast.bdr}</dd>' in html
+
+
 def test_a_bdr_releases_their_claim_from_the_page(client, cast):
     [dead] = bury(1, owners=[cast.rep], account=AccountFactory(), claimed_by=cast.bdr)
     client.force_login(cast.bdr)
