@@ -49,7 +49,7 @@ def pool_filters(request, data) -> DeadPoolFilterForm:
 
 def pool_rows(request, filters: DeadPoolFilterForm, now: datetime):
     data = filters.cleaned_data
-    return Opportunity.objects.visible_to(request.user).in_pool().pool_matching(
+    return Opportunity.objects.dead_visible_to(request.user).in_pool().pool_matching(
         user=request.user, now=now, stage=data.get("stage", ""),
         reason=data.get("reason", ""), owner=data.get("owner"),
         account=data.get("account", ""), age=data.get("age", ""),

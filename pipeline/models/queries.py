@@ -49,6 +49,16 @@ class OpportunityQuerySet(models.QuerySet):
     def dead_pool(self) -> OpportunityQuerySet:
         return self.filter(stage=Stage.DEAD)
 
+    def dead_visible_to(self, user: User) -> OpportunityQuerySet:
+        """`visible_to(user).dead_pool()`, said so that PostgreSQL needs no join with the
+        owner for the roles that see the whole pool (BDRs, sales ops): counting 100,000
+        dead rows is then a scan of the pool's partial index alone, not of the table. A
+        test holds the two equal for every role."""
+        if user.is_authenticated and user.is_active and (
+                user.is_superuser or user.is_sales_ops or user.is_bdr):
+            return self.dead_pool()
+        return self.visible_to(user).dead_pool()
+
     def in_pool(self) -> OpportunityQuerySet:
         """The dead pool as its page lists it, most recently dead first, each with the
         stage it died in and its claimer: one query however many rows."""

@@ -272,6 +272,24 @@ def test_reopening_needs_a_reason(cast):
     assert stored_state(opportunity) == before
 
 
+# --- who sees the pool ---
+
+
+def test_the_pools_visibility_is_visible_to_restricted_to_dead_rows(cast):
+    ours = died(cast, Stage.DISCOVERING)
+    theirs = died(cast, Stage.DISCOVERING, owner=OpportunityFactory().owner)
+    open_one = advance(OpportunityFactory(owner=cast.rep), Stage.DISCOVERING)
+    inactive = BdrFactory(is_active=False)
+
+    for user in (cast.rep, cast.colleague, cast.manager, cast.bdr, cast.sales_ops,
+                 cast.other_manager, inactive):
+        pool = set(Opportunity.objects.dead_visible_to(user))
+        assert pool == set(Opportunity.objects.visible_to(user).dead_pool()), user
+        assert open_one not in pool
+    assert set(Opportunity.objects.dead_visible_to(cast.bdr)) == {ours, theirs}
+    assert set(Opportunity.objects.dead_visible_to(cast.manager)) == {ours}
+
+
 # --- claims ---
 
 
