@@ -57,7 +57,18 @@ def pool_rows(request, filters: DeadPoolFilterForm, now: datetime):
     )
 
 
-def pool_row(opportunity: Opportunity, user: User, now: datetime) -> dict:
+# A row's links, reversed once per page with a stand-in id: reversing four URLs for
+# each of 50 rows was a quarter of the page's time.
+ROW_URLS = ("opportunity_detail", "dead_pool_claim", "dead_pool_release", "dead_pool_reopen")
+
+
+def row_url_patterns() -> dict[str, str]:
+    return {name: reverse(f"pipeline:{name}", args=[0]).replace("/0/", "/{pk}/")
+            for name in ROW_URLS}
+
+
+def pool_row(opportunity: Opportunity, user: User, now: datetime,
+             urls: dict[str, str]) -> dict:
     """One row as shown, with what this user may do to it; no query of its own (the
     stage of death and the claim come annotated, the owner selected)."""
     reopens_in = opportunity.reopen_stage(now)
@@ -65,6 +76,7 @@ def pool_row(opportunity: Opportunity, user: User, now: datetime) -> dict:
     claimed_by_another = claimer_id is not None and claimer_id != user.pk
     return {
         "opportunity": opportunity,
+        "urls": {name: pattern.format(pk=opportunity.pk) for name, pattern in urls.items()},
         "died_in": opportunity.stage_of_death(),
         "days_dead": opportunity.days_dead(now),
         "reopens_in": reopens_in,
@@ -99,7 +111,9 @@ def pool_page(request, data: QueryDict, *, refusal: ChangeRefused | None = None,
             page, status = None, 400
         if page is not None:
             context["page"] = page
-            context["rows"] = [pool_row(opportunity, request.user, now) for opportunity in page]
+            urls = row_url_patterns()
+            context["rows"] = [pool_row(opportunity, request.user, now, urls)
+                               for opportunity in page]
     filters_only = data.copy()
     filters_only.pop("page", None)
     context["query_string"] = filters_only.urlencode()
