@@ -128,6 +128,11 @@ class User(AbstractUser):
         return self.is_superuser or self.is_sales_ops
 
     @property
+    def sees_dead_pool(self) -> bool:
+        """BDRs work the dead pool; managers and sales ops watch it (process.md, Roles)."""
+        return self.is_superuser or self.is_bdr or self.is_manager or self.is_sales_ops
+
+    @property
     def may_open_opportunities(self) -> bool:
         """Reps and BDRs open their own, managers their team's; sales ops and people
         without a role open none (whose, exactly: Opportunity.may_be_opened)."""

@@ -259,3 +259,9 @@ LOGGING = {
 
 # How many cards a board column shows before "load more".
 BOARD_COLUMN_SIZE = int(os.environ.get("BOARD_COLUMN_SIZE", "25"))
+
+# Dead pool (issue 11): an opportunity dead for less than this many days reopens in the
+# stage it died in, its earlier gates' evidence kept; an older one starts again in
+# Identifying. The pool's page lists this many rows at a time.
+PROGRESSION_REOPEN_WINDOW_DAYS = int(os.environ.get("PROGRESSION_REOPEN_WINDOW_DAYS", "30"))
+DEAD_POOL_PAGE_SIZE = int(os.environ.get("DEAD_POOL_PAGE_SIZE", "50"))

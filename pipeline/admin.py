@@ -34,6 +34,7 @@ from pipeline.models import (
     CommitteeMember,
     CriterionTick,
     DeadlineExtension,
+    DeadPoolClaim,
     FieldChange,
     HandoffTask,
     Offer,
@@ -276,6 +277,17 @@ class DeadlineExtensionAdmin(OpportunityHistoryAdmin):
     list_filter = ("stage",)
     list_select_related = ("opportunity", "granted_by")
     search_fields = ("opportunity__name", "reason")
+
+
+@admin.register(DeadPoolClaim)
+class DeadPoolClaimAdmin(OpportunityHistoryAdmin):
+    """View-only: BDRs claim and release on the dead pool's page (claim, release_claim),
+    which lock the opportunity so one claim holds at a time."""
+
+    list_display = ("opportunity", "claimed_by", "claimed_at", "released_at", "released_by")
+    list_filter = (("released_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("opportunity", "claimed_by", "released_by")
+    search_fields = ("opportunity__name", "claimed_by__username", "claimed_by__last_name")
 
 
 @admin.register(StageTimeout)

@@ -26,7 +26,8 @@ from pipeline.models import (
     ReviewCheck,
     StepStatus,
 )
-from pipeline.process import CRITERIA, DeadReason, ForecastCategory, Stage
+from pipeline.models.dead_pool import AGE_OLDER, AGE_OVER_A_YEAR, AGE_RECENT
+from pipeline.process import CRITERIA, KILLABLE_STAGES, DeadReason, ForecastCategory, Stage
 
 
 class DateInput(forms.DateInput):
@@ -196,6 +197,45 @@ class BoardFilterForm(forms.Form):
     def closing_quarter(self) -> tuple[int, int] | None:
         value = self.cleaned_data.get("quarter")
         return quarter_from_text(value) if value else None
+
+
+class DeadPoolFilterForm(forms.Form):
+    """The dead pool's filters; in the URL like the board's, so the CSV export and the
+    pages after the first get the same rows."""
+
+    stage = forms.ChoiceField(
+        label=_("Died in"), required=False,
+        choices=[("", _("Any stage")),
+                 *((stage.value, stage.label) for stage in KILLABLE_STAGES),
+                 (Stage.PENDING.value, Stage.PENDING.label)],
+    )
+    reason = forms.ChoiceField(label=_("Reason"), required=False,
+                               choices=[("", _("Any reason")), *DeadReason.choices])
+    owner = forms.ModelChoiceField(label=_("Owner"), required=False,
+                                   queryset=User.objects.none(), empty_label=_("All owners"))
+    account = forms.CharField(label=_("Account"), required=False, max_length=100)
+    age = forms.ChoiceField(label=_("Dead for"), required=False)
+    claimed = forms.ChoiceField(
+        label=_("Claimed"), required=False,
+        choices=[("", _("Claimed or not")), ("unclaimed", _("Unclaimed")),
+                 ("claimed", _("Claimed")), ("mine", _("Claimed by me"))],
+    )
+
+    def __init__(self, *args, owners, window_days: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+        self.fields["age"].choices = [
+            ("", _("Any time")),
+            (AGE_RECENT, _("Less than %d days (reopens where it died)") % window_days),
+            (AGE_OLDER, _("%d days to a year") % window_days),
+            (AGE_OVER_A_YEAR, _("A year or more")),
+        ]
+
+
+class ReopenForm(forms.Form):
+    reason = forms.CharField(label=_("Why reopen it?"), max_length=TEXT_LENGTH,
+                             widget=forms.Textarea(attrs={"rows": 2}))
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
 class OfferForm(forms.ModelForm):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pipeline import account_views, order_views, plan_views, views
+from pipeline import account_views, dead_pool_views, order_views, plan_views, views
 
 app_name = "pipeline"
 urlpatterns = [
@@ -51,6 +51,13 @@ urlpatterns = [
     path("plan/<str:token>/accept/", plan_views.shared_plan_accept, name="shared_plan_accept"),
     path("orders/pending/", order_views.order_queue, name="order_queue"),
     path("orders/<int:pk>/document/", order_views.order_document, name="order_document"),
+    path("dead-pool/", dead_pool_views.dead_pool, name="dead_pool"),
+    path("dead-pool/export/", dead_pool_views.dead_pool_export, name="dead_pool_export"),
+    path("dead-pool/<int:pk>/claim/", dead_pool_views.dead_pool_claim, name="dead_pool_claim"),
+    path("dead-pool/<int:pk>/release/", dead_pool_views.dead_pool_release,
+         name="dead_pool_release"),
+    path("dead-pool/<int:pk>/reopen/", dead_pool_views.dead_pool_reopen,
+         name="dead_pool_reopen"),
     path("handoffs/", order_views.handoff_list, name="handoff_list"),
     path("handoffs/<int:pk>/done/", order_views.handoff_done, name="handoff_done"),
     path("handoffs/<int:pk>/assign/", order_views.handoff_assign, name="handoff_assign"),

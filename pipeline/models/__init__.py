@@ -4,6 +4,7 @@
 - `checklist`: ticks, the champion and the committee, and the methods that change them;
 - `timeouts`: stage timeouts, extensions, the sweeps' claims;
 - `parking`: the timeout sweep parking overdue opportunities in batches;
+- `dead_pool`: BDRs' claims on dead opportunities, and where a reopened one returns;
 - `history`: stage changes and field changes, append-only;
 - `hygiene`: the flags on forecast entries a manager should question;
 - `queries`: visibility, the board's filters and columns, totals;
@@ -20,6 +21,7 @@ from pipeline.models.close_plans import (
     StepStatus,
 )
 from pipeline.models.contacts import archive_contact
+from pipeline.models.dead_pool import DeadPoolClaim
 from pipeline.models.history import FieldChange, StageChange
 from pipeline.models.hygiene import HygieneFlag
 from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
@@ -54,9 +56,9 @@ from pipeline.models.timeouts import DeadlineExtension, StageTimeout
 __all__ = [
     "CARD_FIELDS", "ChangeForbidden", "ChangeRefused", "ClosePlan", "ClosePlanEvent",
     "ClosePlanStep", "CommitteeMember", "Conflict", "ContactInUse", "CriterionTick",
-    "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind", "HandoffTask",
-    "HygieneFlag", "InvalidChange", "LineKind", "Offer", "OfferLine", "Opportunity",
-    "OpportunityQuerySet",
+    "DeadPoolClaim", "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind",
+    "HandoffTask", "HygieneFlag", "InvalidChange", "LineKind", "Offer", "OfferLine",
+    "Opportunity", "OpportunityQuerySet",
     "OpportunityType", "Outcome", "PerGroup", "PurchaseOrder", "ReviewCheck", "ShareLink",
     "Source", "StageChange", "StageTimeout", "StepStatus", "TEXT_LENGTH", "Terms", "Totals",
     "Via", "archive_contact", "count_progress", "recognise_document", "within_limit",

@@ -27,6 +27,7 @@ from crm.models import (
 from pipeline.models.checklist import Checklist
 from pipeline.models.choices import OpportunityType, Source, Via
 from pipeline.models.close_plans import Planning
+from pipeline.models.dead_pool import DeadPool
 from pipeline.models.history import FieldChange, StageChange, _as_text, move_message
 from pipeline.models.hygiene import Hygiene
 from pipeline.models.offers import Offering
@@ -55,7 +56,7 @@ from pipeline.process import (
 
 
 class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts, Hygiene,
-                  Parking, ConcurrentTransitionMixin, models.Model):
+                  Parking, DeadPool, ConcurrentTransitionMixin, models.Model):
 
     """A deal being worked through the process; its stage changes only through move_to."""
 
@@ -157,6 +158,9 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
             models.Index(fields=["stage", "owner", "currency", "amount", "stage_entered_at",
                                  "id"],
                          name="opportunity_stage_totals"),
+            # The dead pool's page, most recently dead first; only dead rows are in it.
+            models.Index(fields=["-stage_entered_at", "-id"], name="opportunity_dead_pool",
+                         condition=Q(stage="dead")),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="opportunity_amount"),
@@ -196,7 +200,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         """Re-read the row and forget what was prefetched with it."""
         self.refresh_from_db()
         for name in ("active_ticks", "prefetched_committee", "_current_order",
-                     "_close_plan_accepted", "_overdue_steps"):
+                     "_close_plan_accepted", "_overdue_steps", *self.POOL_CACHES):
             self.__dict__.pop(name, None)
 
     def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
@@ -244,7 +248,8 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         # A move may have agreed the offer (an UPDATE, not this object) or reopened it:
         # it and the order are read again. The plan it read under its lock is current,
         # withdrawn acceptances included, so the card needs no query of its own for it.
-        for name in ("_current_order", "_close_plan_accepted", "_overdue_steps"):
+        for name in ("_current_order", "_close_plan_accepted", "_overdue_steps",
+                     *self.POOL_CACHES):
             self.__dict__.pop(name, None)
         if Opportunity.offer.related.is_cached(self):
             Opportunity.offer.related.delete_cached_value(self)
@@ -297,9 +302,9 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
     def _park(self) -> None:
         pass
 
-    @transition(field=stage, source=Stage.DEAD, target=Stage.IDENTIFYING)
-    def _reopen(self) -> None:
-        pass
+    @transition(field=stage, source=Stage.DEAD, target=RETURN_VALUE(*ORDERED_STAGES[:6]))
+    def _reopen(self, target: Stage) -> Stage:
+        return target
 
     @transition(field=stage, source=Stage.PENDING, target=Stage.CLOSED)
     def _approve(self) -> None:
@@ -509,22 +514,24 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         return self._record(source, by, via, reason, snapshot, now, dead_reason=dead_reason)
 
     def _reopen_from_pool(self, target, by, via, reason, now):
-        if target != Stage.IDENTIFYING:
-            raise InvalidChange(
-                gettext("A dead opportunity reopens in %s.") % Stage.IDENTIFYING.label
-            )
+        """Recently dead, back where it died with that stage's and later gates open again
+        and the earlier ones' evidence kept; otherwise to Identifying, every gate open, and
+        a BDR reopening it owns it (docs/decisions.md, "Reopening from the dead pool")."""
         if not reason:
             raise InvalidChange(gettext("Say why the opportunity is reopened."))
+        self._check_reopening(target, by, now)
         snapshot = self.checklist_snapshot()
-        self._reopen()
-        # Evidence gathered before it died is stale: it earns every gate again.
-        self._reopen_criteria_from(Stage.IDENTIFYING, by, now)
-        self._reopen_offer()
+        self._reopen(target)
+        self._reopen_criteria_from(target, by, now)
+        if target.order <= Stage.NEGOTIATING.order:
+            self._reopen_offer()
         self.dead_reason = ""
         self.dead_note = ""
-        if by is not None and by.is_bdr and by.pk != self.owner_id:
+        if (target == Stage.IDENTIFYING and by is not None and by.is_bdr
+                and by.pk != self.owner_id):
             self._record_field_change("owner", self.owner, by, by, via, now)
             self.owner = by
+        self._end_claim(by, now)
         return self._record(Stage.DEAD, by, via, reason, snapshot, now)
 
     def _leave_pending(self, target, by, via, reason, now):

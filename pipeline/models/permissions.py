@@ -38,9 +38,9 @@ class Permissions:
             if target in (Stage.CLOSED, Stage.FINALIZING):
                 return user.is_sales_ops
             return target == Stage.DEAD and self.is_managed_by(user)
-        if self.stage == Stage.DEAD:
+        if self.stage == Stage.DEAD:  # a rep reopens only their own recent loss
             return user.is_bdr or self.is_managed_by(user) or (
-                self.owner_id == user.pk and user.is_rep
+                self.owner_id == user.pk and user.is_rep and self.is_recently_dead()
             )
         return self.can_edit(user)
 
@@ -50,7 +50,7 @@ class Permissions:
         if stage == Stage.CLOSED:
             return []
         if stage == Stage.DEAD:
-            return [Stage.IDENTIFYING]
+            return [self.reopen_stage()]
         if stage == Stage.PENDING:  # approved or rejected on the review page, not moved
             return [Stage.DEAD]
         up_to_pending = ORDERED_STAGES[: ORDERED_STAGES.index(Stage.PENDING) + 1]

@@ -26,6 +26,7 @@ from pipeline.models import (
     CommitteeMember,
     CriterionTick,
     DeadlineExtension,
+    DeadPoolClaim,
     FieldChange,
     HandoffTask,
     Offer,
@@ -39,6 +40,7 @@ from pipeline.models import (
 )
 from pipeline.process import DeadReason, Stage
 from tests.factories import (
+    BdrFactory,
     ContactFactory,
     ExchangeRateFactory,
     ManagerFactory,
@@ -57,7 +59,7 @@ pytestmark = pytest.mark.django_db
 # What happened is recorded by the models' methods and only ever read in the admin.
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
-             ClosePlanStep, ShareLink, ClosePlanEvent, Target}
+             ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim}
 
 
 def admin_url(model, view: str, *args) -> str:
@@ -128,6 +130,10 @@ def one_of_everything(superuser, manager, rep, sales_ops):
     won = approve(advance(OpportunityFactory(owner=rep), Stage.PENDING), sales_ops)
     opportunity.grant_extension(10, by=manager, reason="Board meets next month")
     Notification.send(rep, "A subject", "A message")
+    dead = OpportunityFactory(owner=rep)
+    dead.move_to(Stage.DEAD, by=rep, via=Via.PAGE, reason="No budget",
+                 dead_reason=DeadReason.NO_BUDGET)
+    claim = dead.claim(by=BdrFactory(team=rep.team))
     return {
         Team: manager.team,
         User: rep,
@@ -149,6 +155,7 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         StageChange: StageChange.objects.first(),
         FieldChange: FieldChange.objects.first(),
         DeadlineExtension: DeadlineExtension.objects.first(),
+        DeadPoolClaim: claim,
         StageTimeout: StageTimeout.objects.create(stage=Stage.DISCOVERING, days=20,
                                                   updated_by=sales_ops),
         Target: Target.objects.create(team=manager.team, fiscal_year=2026, quarter=1,

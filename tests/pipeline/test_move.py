@@ -509,11 +509,12 @@ def test_reopening_a_dead_opportunity_needs_a_reason(cast):
     assert stored_state(opportunity) == before
 
 
-def test_a_bdr_reopening_a_dead_opportunity_becomes_its_owner(cast):
+def test_a_bdr_reopening_a_long_dead_opportunity_becomes_its_owner(cast):
     opportunity = killed(cast)
+    a_month_later = opportunity.stage_entered_at + timedelta(days=30)
 
     opportunity.move_to(Stage.IDENTIFYING, by=cast.bdr, via=Via.BOARD,
-                        reason="New budget year, campaign reply")
+                        reason="New budget year, campaign reply", now=a_month_later)
 
     assert opportunity.stage == Stage.IDENTIFYING
     assert opportunity.owner == cast.bdr
@@ -525,14 +526,14 @@ def test_a_bdr_reopening_a_dead_opportunity_becomes_its_owner(cast):
     )
 
 
-@pytest.mark.parametrize("who", ["rep", "manager"])
-def test_the_owner_rep_or_the_manager_reopening_keeps_the_owner(cast, who):
+@pytest.mark.parametrize("who", ["rep", "manager", "bdr"])
+def test_reopening_a_recent_loss_returns_it_to_its_owner_where_it_died(cast, who):
     opportunity = killed(cast)
 
-    opportunity.move_to(Stage.IDENTIFYING, by=getattr(cast, who), via=Via.BOARD,
+    opportunity.move_to(Stage.DISCOVERING, by=getattr(cast, who), via=Via.BOARD,
                         reason="They called back")
 
-    assert (opportunity.stage, opportunity.owner) == (Stage.IDENTIFYING, cast.rep)
+    assert (opportunity.stage, opportunity.owner) == (Stage.DISCOVERING, cast.rep)
 
 
 def in_pending(cast: Cast) -> Opportunity:

@@ -216,7 +216,7 @@ class OpportunityLife(RuleBasedStateMachine):
     @rule(who=st.sampled_from(["bdr", "rep", "manager", "colleague", "sales_ops"]),
           reason=reasons)
     def reopen(self, who, reason):
-        self.move("identifying", who, reason=reason)
+        self.move(self.opportunity.reopen_stage(), who, reason=reason)
 
     @precondition(lambda self: self.stage == "pending")
     @rule(who=st.sampled_from(["sales_ops", "sales_ops", "rep", "manager", "system"]))

@@ -37,7 +37,8 @@ STAGES = [
 # recorded at Finalizing, so no jump from an earlier stage passes into Pending; back from
 # 2-6 to any earlier stage with a reason; Dead from 1-6 (owner) and from Pending
 # (manager); Pending leads to Closed (approve) or Finalizing (reject) by sales ops' review;
-# Dead reopens in Identifying only; Closed is final; staying put is no move.
+# Dead, a moment after dying in Discovering, reopens there only (docs/decisions.md,
+# "Reopening from the dead pool"); Closed is final; staying put is no move.
 MATRIX = {
     #               identifyi  discoveri  validatin  confirmin  negotiati  finalizin  pending    closed     dead  # noqa: E501
     "identifying": ["refused", "moves",   "moves",   "moves",   "moves",   "moves",   "refused", "refused", "moves"],  # noqa: E501
@@ -48,7 +49,7 @@ MATRIX = {
     "finalizing":  ["moves",   "moves",   "moves",   "moves",   "moves",   "refused", "moves",   "refused", "moves"],  # noqa: E501
     "pending":     ["refused", "refused", "refused", "refused", "refused", "moves",   "refused", "moves",   "moves"],  # noqa: E501
     "closed":      ["refused", "refused", "refused", "refused", "refused", "refused", "refused", "refused", "refused"],  # noqa: E501
-    "dead":        ["moves",   "refused", "refused", "refused", "refused", "refused", "refused", "refused", "refused"],  # noqa: E501
+    "dead":        ["refused", "moves",   "refused", "refused", "refused", "refused", "refused", "refused", "refused"],  # noqa: E501
 }
 CELLS = [(source, target) for source in STAGES for target in STAGES]
 
@@ -172,13 +173,13 @@ PERMISSIONS = [
     ("pending", "dead", "owner rep", "forbidden"),
     ("pending", "dead", "sales ops", "forbidden"),
     ("pending", "dead", "other manager", "forbidden"),
-    ("dead", "identifying", "team bdr", "moves"),
-    ("dead", "identifying", "other team's bdr", "moves"),
-    ("dead", "identifying", "owner rep", "moves"),
-    ("dead", "identifying", "team manager", "moves"),
-    ("dead", "identifying", "colleague", "forbidden"),
-    ("dead", "identifying", "sales ops", "forbidden"),
-    ("dead", "identifying", "other manager", "forbidden"),
+    ("dead", "discovering", "team bdr", "moves"),
+    ("dead", "discovering", "other team's bdr", "moves"),
+    ("dead", "discovering", "owner rep", "moves"),
+    ("dead", "discovering", "team manager", "moves"),
+    ("dead", "discovering", "colleague", "forbidden"),
+    ("dead", "discovering", "sales ops", "forbidden"),
+    ("dead", "discovering", "other manager", "forbidden"),
     ("closed", "finalizing", "owner rep", "forbidden"),
     ("closed", "finalizing", "team manager", "forbidden"),
     ("closed", "finalizing", "sales ops", "forbidden"),
