@@ -1,5 +1,5 @@
-"""The admin for quotas (a rep's manager sets them, through Quota.set) and the former team
-targets, read-only history."""
+"""The admin for quotas (a rep's manager sets them, through Quota.set), and read-only
+records: the former team targets, forecast calls and snapshots."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from crm.admin import ProgressionModelAdmin
 from crm.models import User
-from forecasting.models import Quota, Target
+from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from forecasting.scope import quota_reps
 from pipeline.admin import RefusalsAsMessagesMixin
 
@@ -60,16 +60,10 @@ class QuotaAdmin(RefusalsAsMessagesMixin, ProgressionModelAdmin):
         obj._state.adding = False
 
 
-@admin.register(Target)
-class TargetAdmin(ProgressionModelAdmin):
-    """Team targets from before quotas: kept as they were set, changed by nobody."""
+class RecordAdmin(ProgressionModelAdmin):
+    """What the app recorded, shown as it was: nobody adds, changes or deletes it here."""
 
-    list_display = ("team", "fiscal_year", "quarter", "amount", "set_by", "set_at")
-    list_filter = ("fiscal_year", "quarter", "team")
-    list_select_related = ("team", "set_by")
-    search_fields = ("team__name",)
-
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -77,3 +71,39 @@ class TargetAdmin(ProgressionModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Target)
+class TargetAdmin(RecordAdmin):
+    """Team targets from before quotas: kept as they were set, changed by nobody."""
+
+    list_display = ("team", "fiscal_year", "quarter", "amount", "set_by", "set_at")
+    list_filter = ("fiscal_year", "quarter", "team")
+    list_select_related = ("team", "set_by")
+    search_fields = ("team__name",)
+
+
+@admin.register(ForecastCall)
+class ForecastCallAdmin(RecordAdmin):
+    """Calls are append-only: a later call or an adjustment stands beside an earlier one."""
+
+    list_display = ("kind", "rep", "team", "fiscal_year", "quarter", "commit", "best_case",
+                    "made_by", "made_at")
+    list_filter = ("kind", "fiscal_year", "quarter", "team")
+    list_select_related = ("rep", "team", "made_by")
+    search_fields = ("rep__username", "rep__last_name", "team__name", "note")
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(RecordAdmin):
+    list_display = ("slot", "taken_at", "taken_by", "rows")
+    list_select_related = ("taken_by",)
+
+
+@admin.register(SnapshotRow)
+class SnapshotRowAdmin(RecordAdmin):
+    list_display = ("snapshot", "opportunity", "stage", "category", "amount", "currency",
+                    "expected_close_date")
+    list_filter = ("stage", "category")
+    list_select_related = ("snapshot", "opportunity")
+    raw_id_fields = ("snapshot", "opportunity", "owner")

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
-from forecasting.models import Quota, Target
+from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
     ChangeForbidden,
     ClosePlan,
@@ -59,7 +59,8 @@ pytestmark = pytest.mark.django_db
 # What happened is recorded by the models' methods and only ever read in the admin.
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
-             ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim}
+             ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim, ForecastCall,
+             Snapshot, SnapshotRow}
 
 
 def admin_url(model, view: str, *args) -> str:
@@ -134,6 +135,7 @@ def one_of_everything(superuser, manager, rep, sales_ops):
     dead.move_to(Stage.DEAD, by=rep, via=Via.PAGE, reason="No budget",
                  dead_reason=DeadReason.NO_BUDGET)
     claim = dead.claim(by=BdrFactory(team=rep.team))
+    snapshot, _taken = Snapshot.take(timezone.now(), by=manager)
     return {
         Team: manager.team,
         User: rep,
@@ -162,6 +164,10 @@ def one_of_everything(superuser, manager, rep, sales_ops):
                                       amount=Decimal("250000"), set_by=manager),
         Quota: Quota.set(rep=rep, fiscal_year=2026, quarter=1, amount=Decimal("250000"),
                          by=manager),
+        ForecastCall: ForecastCall.submit(by=rep, commit=Decimal("1000"),
+                                          best_case=Decimal("2000")),
+        Snapshot: snapshot,
+        SnapshotRow: snapshot.opportunity_rows.first(),
         Group: Group.objects.get(name="rep"),
     }
 
