@@ -6,7 +6,6 @@ import json
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from itertools import chain
 
 from django.conf import settings
 from django.contrib import messages
@@ -51,6 +50,7 @@ from pipeline.models import (
     count_progress,
 )
 from pipeline.process import ORDERED_STAGES, PROCESS, Stage, next_stage
+from pipeline.timeline import timeline
 
 
 def visible_opportunity(request, pk: int) -> Opportunity:
@@ -86,26 +86,6 @@ def stage_checklists(opportunity: Opportunity, up_to: Stage | None = None) -> li
             ],
         })
     return checklists
-
-
-# Within one moment, the order a change writes its rows in: a hand-over's field change
-# before its stage change.
-TIMELINE_ORDER = {"field": 0, "stage": 1, "extension": 2}
-
-
-def timeline(opportunity: Opportunity) -> list:
-    """Stage changes, field changes and extensions, newest first: by time, then in the
-    order they were written (two changes in the same second stay newest first)."""
-    entries = chain(
-        ({"kind": "stage", "at": c.changed_at, "entry": c}
-         for c in opportunity.stage_changes.select_related("changed_by", "handed_to")),
-        ({"kind": "field", "at": c.changed_at, "entry": c}
-         for c in opportunity.field_changes.select_related("changed_by")),
-        ({"kind": "extension", "at": e.granted_at, "entry": e}
-         for e in opportunity.extensions.select_related("granted_by")),
-    )
-    return sorted(entries, reverse=True, key=lambda item: (
-        item["at"], TIMELINE_ORDER[item["kind"]], item["entry"].pk))
 
 
 def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None,

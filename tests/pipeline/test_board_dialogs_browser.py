@@ -1,9 +1,12 @@
 """The board's gate dialog, its notices and every answer the server can give, as a rep
 meets them in Chromium (issue 14)."""
 
+from datetime import UTC, datetime
+
 import pytest
 from playwright.sync_api import Page, expect
 
+from pipeline.models import Opportunity
 from pipeline.process import PROCESS, Stage
 from tests.factories import OpportunityFactory, RepFactory, advance, satisfy_gate
 from tests.pipeline.test_board_browser import card, column, drag, stage_in_database
@@ -102,15 +105,19 @@ def test_a_conflict_is_a_warning_and_an_alert_a_success_is_a_polite_success(
     expect(success).to_contain_text("“Acme renewal” moved to")
     expect(success).to_have_class("notice-line notice-success")
     expect(success).to_have_attribute("role", "status")
-    expect(page.locator("#announcer")).to_have_text(f"“Acme renewal” moved to {Stage.VALIDATING.label}.")
+    expect(page.locator("#announcer")).to_have_text(
+        f"“Acme renewal” moved to {Stage.VALIDATING.label}.")
     expect(page.locator("#announcer")).to_have_attribute("aria-live", "polite")
     success_colour = background(page, "#board-notice .notice-line")
 
     satisfy_gate(changed)  # changed in another tab after the board loaded
+    Opportunity.objects.filter(pk=changed.pk).update(
+        changed_at=datetime(2026, 12, 5, 17, 45, tzinfo=UTC))
     drag(page, changed, Stage.DISCOVERING)
 
     warning = page.locator("#board-notice .notice-line")
-    expect(warning).to_contain_text("since you loaded it")
+    # The time the reader's way, as everywhere else in the app (the tests run in UTC).
+    expect(warning).to_contain_text("at 12/05/2026 5:45 p.m. since you loaded it")
     expect(warning).to_have_class("notice-line notice-warning")
     expect(warning).to_have_attribute("role", "alert")
     assert background(page, "#board-notice .notice-line") != success_colour
