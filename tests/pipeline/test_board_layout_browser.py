@@ -97,3 +97,17 @@ def test_on_a_desktop_the_filters_show_without_a_click(live_server, log_in):
 
     expect(page.get_by_label("Search")).to_be_visible()
     expect(page.locator(".board-filters-toggle")).to_be_hidden()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_opportunity_page_is_as_wide_as_the_screen(live_server, log_in, viewport):
+    rep = RepFactory()
+    opportunity = advance(OpportunityFactory(owner=rep, name="Initech rollout"),
+                          Stage.VALIDATING)
+    page = log_in(rep)
+    page.set_viewport_size(viewport)
+
+    page.goto(f"{live_server.url}/opportunities/{opportunity.pk}/")
+
+    expect(page.get_by_role("heading", name="Initech rollout")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") == viewport["width"]
