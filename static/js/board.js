@@ -56,7 +56,11 @@
     dialogCardId = card.dataset.opportunityId;
     var url = moveUrl(card) + "?filters=" + encodeURIComponent(filters());
     if (stage) url += "&stage=" + encodeURIComponent(stage);
+    // Emptied first: a refused or failed request swaps nothing in, and then no dialog opens.
+    var body = document.getElementById("move-dialog-body");
+    body.replaceChildren();
     htmx.ajax("GET", url, { target: "#move-dialog-body" }).then(function () {
+      if (!body.children.length) return;
       if (!dialog().open) dialog().showModal();
       updateReasonFields(dialog());
       // The chosen stage first (a selector list would match in document order instead).

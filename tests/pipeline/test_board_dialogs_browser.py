@@ -160,3 +160,25 @@ def test_whatever_the_server_answers_the_card_goes_back_and_the_board_says_so(
     expect(column(page, Stage.DISCOVERING).locator(card(page, opportunity))).to_have_count(1)
     expect(column(page, Stage.VALIDATING).locator(card(page, opportunity))).to_have_count(0)
     assert stage_in_database(opportunity) == Stage.DISCOVERING
+
+
+@pytest.mark.parametrize("status", [403, 429, 503])
+def test_a_move_menu_the_server_refuses_to_open_says_so_and_opens_no_stale_dialog(
+    live_server, log_in, status
+):
+    rep = RepFactory()
+    first = OpportunityFactory(owner=rep, name="First deal")
+    second = OpportunityFactory(owner=rep, name="Second deal")
+    page = log_in(rep)
+    dialog = page.locator("#move-dialog")
+    card(page, first).get_by_role("button", name="Move to…").click()
+    expect(dialog).to_contain_text("Move “First deal”")
+    dialog.get_by_role("button", name="Cancel").click()
+    page.route(f"**/opportunities/{second.pk}/move/**",
+               lambda route: route.fulfill(status=status, body="<h1>Proxy error</h1>",
+                                           content_type="text/html"))
+
+    card(page, second).get_by_role("button", name="Move to…").click()
+
+    expect(page.locator("#board-notice .notice-warning")).to_be_visible()
+    expect(dialog).to_be_hidden()
