@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -96,6 +98,29 @@ def notification_open(request, pk: int):
 def notification_read(request):
     request.user.notifications.unread().update(read_at=timezone.now())
     return HttpResponseRedirect(reverse("crm:notification_list"))
+
+
+class LoginView(auth_views.LoginView):
+    """Signing in applies the language the user chose, in any browser: LocaleMiddleware
+    reads it from the language cookie, which a new browser does not have yet."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        language = form.get_user().language
+        if language in dict(settings.LANGUAGES):
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME, language,
+                max_age=settings.LANGUAGE_COOKIE_AGE, path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN, secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        return response
+
+
+def favicon(request):
+    """Browsers and tools that ask for /favicon.ico without reading the page's icon link."""
+    return HttpResponseRedirect(static("favicon.svg"))
 
 
 @require_POST

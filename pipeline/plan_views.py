@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from crm.localized import day
 from crm.models import Role, User
 from pipeline.forms import ClosePlanForm, PlanStepForm, ShareLinkForm, VersionForm
 from pipeline.models import ChangeRefused, Opportunity, ShareLink, StepStatus
@@ -165,7 +166,7 @@ def plan_link_create(request, pk: int):
     messages.success(request, _("Send this link to %(contact)s; it is shown only now and "
                                 "works until %(until)s: %(address)s")
                      % {"contact": link.contact, "address": address,
-                        "until": timezone.localtime(link.expires_at).date().isoformat()})
+                        "until": day(link.expires_at)})
     return back_to_plan(pk)
 
 

@@ -6,7 +6,6 @@ import json
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from itertools import chain
 
 from django.conf import settings
 from django.contrib import messages
@@ -52,6 +51,7 @@ from pipeline.models import (
     count_progress,
 )
 from pipeline.process import ORDERED_STAGES, PROCESS, Stage, next_stage
+from pipeline.timeline import timeline
 
 
 def visible_opportunity(request, pk: int) -> Opportunity:
@@ -78,7 +78,7 @@ def stage_checklists(opportunity: Opportunity, up_to: Stage | None = None) -> li
             continue
         checklists.append({
             "stage": stage,
-            "is_current": stage == (up_to or current),
+            "is_current": stage == current,
             "is_open": current.order is not None and stage.order >= current.order,
             "items": [
                 {"criterion": c, "met": opportunity.criterion_met(c, ticks),
@@ -87,26 +87,6 @@ def stage_checklists(opportunity: Opportunity, up_to: Stage | None = None) -> li
             ],
         })
     return checklists
-
-
-# Within one moment, the order a change writes its rows in: a hand-over's field change
-# before its stage change.
-TIMELINE_ORDER = {"field": 0, "stage": 1, "extension": 2}
-
-
-def timeline(opportunity: Opportunity) -> list:
-    """Stage changes, field changes and extensions, newest first: by time, then in the
-    order they were written (two changes in the same second stay newest first)."""
-    entries = chain(
-        ({"kind": "stage", "at": c.changed_at, "entry": c}
-         for c in opportunity.stage_changes.select_related("changed_by", "handed_to")),
-        ({"kind": "field", "at": c.changed_at, "entry": c}
-         for c in opportunity.field_changes.select_related("changed_by")),
-        ({"kind": "extension", "at": e.granted_at, "entry": e}
-         for e in opportunity.extensions.select_related("granted_by")),
-    )
-    return sorted(entries, reverse=True, key=lambda item: (
-        item["at"], TIMELINE_ORDER[item["kind"]], item["entry"].pk))
 
 
 def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None,
@@ -169,11 +149,23 @@ def checklist_response(request, opportunity: Opportunity, status: int = 200,
     )
     if not retry_target:
         return TemplateResponse(request, "pipeline/_checklist.html", context, status=status)
+    context["still_missing"] = still_missing(context["checklists"])
     # The card behind the dialog shows the new progress and version too.
     [on_board] = count_progress([Opportunity.objects.cards().get(pk=opportunity.pk)])
     context["item"] = card(on_board, request.user, timezone.now())
     return TemplateResponse(request, "pipeline/board.html#dialog_checklist", context,
                             status=status)
+
+
+def still_missing(checklists: list[dict]) -> list[dict]:
+    """For the refusal dialog: what the whole move still needs, grouped by the stage it
+    must leave, in order; empty once the move can be retried."""
+    groups = []
+    for checklist in checklists:
+        unmet = [item["criterion"] for item in checklist["items"] if not item["met"]]
+        if checklist["is_open"] and unmet:
+            groups.append({"stage": checklist["stage"], "criteria": unmet})
+    return groups
 
 
 def previous_stage(value: str) -> Stage | None:
@@ -340,12 +332,11 @@ def board_refusal(request, opportunity: Opportunity, refusal: ChangeRefused, *,
         notice=refusal.message if isinstance(refusal, Conflict) else "",
         status=refusal.status_code,
     )
-    blocked_at = getattr(refusal, "stage", None)
-    response.context_data.update({
-        "refusal": refusal,
-        "retry_target": target.value if blocked_at else "",
-        **(detail_context(request, opportunity, up_to=blocked_at) if blocked_at else {}),
-    })
+    response.context_data["refusal"] = refusal
+    if getattr(refusal, "stage", None):  # a gate: everything the whole jump needs, at once
+        context = detail_context(request, opportunity, up_to=previous_stage(target.value))
+        response.context_data.update(context, retry_target=target.value,
+                                     still_missing=still_missing(context["checklists"]))
     response["HX-Trigger-After-Settle"] = json.dumps({"moveRefused": {
         "id": opportunity.pk, "stage": opportunity.stage, "conflict": isinstance(refusal, Conflict),
     }})
@@ -703,6 +694,7 @@ def board_after_refusal(request, opportunity: Opportunity, *, refresh: set[Stage
     return TemplateResponse(request, "pipeline/board.html#move_refused", {
         "columns": board_columns(request, opportunities, stages),
         "notice": notice,
+        "notice_is_warning": True,
         "opportunity": opportunity,
         "query_string": filters.data.urlencode(),
     }, status=status)

@@ -17,6 +17,7 @@ from crm.models import (
     Contact,
     User,
 )
+from pipeline.models.choices import Via
 from pipeline.models.refusals import TEXT_LENGTH, ChangeForbidden, InvalidChange, within_limit
 from pipeline.process import (
     CRITERIA,
@@ -49,6 +50,9 @@ class CommitteeMember(models.Model):
         settings.AUTH_USER_MODEL, verbose_name=_("confirmation recorded by"),
         on_delete=models.PROTECT, null=True, blank=True, related_name="+",
     )
+    # When the confirmation was recorded (confirmed_on is the day the member gave it): the
+    # opportunity's history places it by this.
+    confirmed_at = models.DateTimeField(_("confirmation recorded"), null=True, blank=True)
     removed_at = models.DateTimeField(_("removed"), null=True, blank=True)
     removed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("removed by"), on_delete=models.PROTECT,
@@ -215,7 +219,7 @@ class Checklist:
             self.champion_confirmed_by = None
         if Stage.CONFIRMING in reopened:
             self.committee_members.filter(removed_at__isnull=True).update(
-                confirmed_on=None, confirmed_by=None
+                confirmed_on=None, confirmed_by=None, confirmed_at=None
             )
             self._withdraw_plan_acceptance(by)  # both sides accept the plan again
         for name in ("active_ticks", "prefetched_committee", "_close_plan_accepted"):
@@ -306,6 +310,9 @@ class Checklist:
             locked = self._edit_checklist(by, expected_version, None)
             if contact is not None:
                 locked._contact_of_account(contact)
+            if (contact.pk if contact else None) != locked.champion_id:
+                locked._record_field_change("champion", locked.champion, contact, by,
+                                            Via.PAGE, now)
             locked.champion = contact
             locked.champion_confirmed_at = now if contact and confirmed else None
             locked.champion_confirmed_by = by if contact and confirmed else None
@@ -352,7 +359,7 @@ class Checklist:
             locked = self._edit_checklist(by, expected_version, None)
             confirmed = locked.committee_members.filter(
                 contact=contact, removed_at__isnull=True
-            ).update(confirmed_on=on or timezone.localdate(), confirmed_by=by)
+            ).update(confirmed_on=on or timezone.localdate(), confirmed_by=by, confirmed_at=now)
             if not confirmed:
                 raise InvalidChange(gettext("%s is not on the committee.") % contact)
             locked._touch(by, now)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from crm.localized import day
 from crm.models import Contact, User, validate_single_line
 from pipeline.models.refusals import ChangeForbidden, InvalidChange
 
@@ -256,6 +257,17 @@ class ClosePlanEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.at})"
+
+    @property
+    def shown_detail(self) -> str:
+        """The detail as the reader writes it: a target date, stored as ISO text, shown
+        the reader's way."""
+        if self.kind == PlanEvent.TARGET_DATE:
+            try:
+                return day(date.fromisoformat(self.detail))
+            except ValueError:
+                pass
+        return self.detail
 
 
 class Planning:

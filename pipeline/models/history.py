@@ -124,8 +124,8 @@ class FieldChange(models.Model):
     def _shown(self, value: str) -> str:
         """The stored text as the reader writes amounts and dates ("25,922.00" in English,
         "25.922,00" in German); text that no longer parses is shown as stored."""
-        # Owners are stored as "pk:name" so history keeps who it was even after renames.
-        if self.field == "owner" and ":" in value:
+        # People are stored as "pk:name" so history keeps who it was even after renames.
+        if self.field in ("owner", "champion") and ":" in value:
             return value.split(":", 1)[1]
         try:
             if self.field == "amount" and value:

@@ -15,6 +15,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
+from crm.localized import moment
 from crm.models import (
     Account,
     Contact,
@@ -378,7 +379,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
                 % {
                     "name": locked.name,
                     "who": who,
-                    "when": timezone.localtime(locked.changed_at).strftime("%Y-%m-%d %H:%M"),
+                    "when": moment(locked.changed_at),
                     "stage": Stage(locked.stage).label,
                 },
                 opportunity=locked,

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from crm.localized import day
 from crm.models import Role, User, validate_currency_code, validate_single_line
 from pipeline.models.choices import Via
 from pipeline.models.offers import Offer, OfferLine, Terms
@@ -186,7 +187,7 @@ class PurchaseOrder(models.Model):
 
 
 def period(start: date, end: date) -> str:
-    return f"{start.isoformat()} – {end.isoformat()}"
+    return f"{day(start)} – {day(end)}"
 
 
 class HandoffKind(models.TextChoices):

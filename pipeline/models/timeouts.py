@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from crm.localized import day, moment
 from crm.models import Notification, User
 from pipeline.models.refusals import TEXT_LENGTH, ChangeForbidden, InvalidChange, within_limit
 from pipeline.process import PROCESS, TIMED_STAGES, Stage
@@ -130,7 +131,6 @@ class Timeouts:
             if not claimed:
                 return False
             opportunity = cls.objects.select_related("owner").get(pk=pk)
-            deadline = timezone.localtime(opportunity.stage_deadline)
             Notification.send_in_their_language(
                 opportunity.owner,
                 lambda: (
@@ -139,9 +139,8 @@ class Timeouts:
                             "dead on %(deadline)s unless it moves on or your manager grants "
                             "more time.")
                     % {"name": opportunity.name, "stage": Stage(opportunity.stage).label,
-                       "since": timezone.localtime(opportunity.stage_entered_at)
-                       .strftime("%Y-%m-%d"),
-                       "deadline": deadline.strftime("%Y-%m-%d %H:%M")},
+                       "since": day(opportunity.stage_entered_at),
+                       "deadline": moment(opportunity.stage_deadline)},
                 ),
                 opportunity.get_absolute_url(),
             )

@@ -18,6 +18,31 @@
     if (region) { region.textContent = ""; region.textContent = text; }
   }
 
+  // A warning above the board (a conflict, a failed request): an alert, so screen readers
+  // say it at once; successes are said politely through the announcer instead.
+  function warn(text) {
+    var line = document.createElement("div");
+    line.className = "notice-line notice-warning";
+    line.setAttribute("role", "alert");
+    line.textContent = text;
+    document.getElementById("board-notice").replaceChildren(line);
+  }
+
+  // In the refusal dialog, keyboard focus goes to the next thing to do: the first missing
+  // criterion's field, or Retry once nothing is missing.
+  function focusNextStep() {
+    var d = dialog();
+    if (!d.open) return;
+    var ready = d.querySelector(".retry-summary .ready");
+    var next = ready ? d.querySelector("[data-retry]") : (
+      d.querySelector(".stage-checklist[open] .criterion.unmet input:not([type=hidden])") ||
+      d.querySelector(".stage-checklist[open] .criterion.unmet a") ||
+      d.querySelector(".contacts[open] select") ||
+      d.querySelector("[data-retry]") ||
+      d.querySelector("[data-close-dialog]"));
+    if (next) next.focus();
+  }
+
   function revert() {
     if (!pendingDrop) return;
     var list = pendingDrop.from;
@@ -31,7 +56,11 @@
     dialogCardId = card.dataset.opportunityId;
     var url = moveUrl(card) + "?filters=" + encodeURIComponent(filters());
     if (stage) url += "&stage=" + encodeURIComponent(stage);
+    // Emptied first: a refused or failed request swaps nothing in, and then no dialog opens.
+    var body = document.getElementById("move-dialog-body");
+    body.replaceChildren();
     htmx.ajax("GET", url, { target: "#move-dialog-body" }).then(function () {
+      if (!body.children.length) return;
       if (!dialog().open) dialog().showModal();
       updateReasonFields(dialog());
       // The chosen stage first (a selector list would match in document order instead).
@@ -90,11 +119,12 @@
   document.addEventListener("htmx:beforeRequest", function () { setDragging(false); });
   document.addEventListener("htmx:afterRequest", function () { setDragging(true); });
 
-  // The server failed (5xx) or did not answer: the page must not show a move that the
+  // The server failed (5xx), did not answer, or refused in a way the app did not shape
+  // (a proxy's 429, an expired session's 403...): the page must not show a move that the
   // server may not have made. A dropped card goes back; an open dialog keeps what was
   // typed and says so at its top.
-  function requestFailed() {
-    var text = board().dataset.failedText;
+  function requestFailed(text) {
+    if (typeof text !== "string") text = board().dataset.failedText;
     if (dialog().open) {
       var body = document.getElementById("move-dialog-body");
       var alert = body.querySelector(".request-failed") || document.createElement("p");
@@ -104,12 +134,32 @@
       body.prepend(alert);
     } else {
       revert();
-      document.getElementById("board-notice").textContent = text;
+      warn(text);
     }
-    announce(text);
   }
-  document.addEventListener("htmx:responseError", requestFailed);
-  document.addEventListener("htmx:sendError", requestFailed);
+  document.addEventListener("htmx:responseError", function () { requestFailed(); });
+  document.addEventListener("htmx:sendError", function () { requestFailed(); });
+  document.addEventListener("htmx:timeout", function () { requestFailed(); });
+
+  // The app answers its refusals (400, 403, 409, 422) with the dialog's content and a
+  // moveRefused event, and a card it no longer shows with its 404 page. Any other 4xx (or
+  // one without that shape) is not swapped in: a message by status instead.
+  function unshapedFailure(xhr) {
+    var texts = board().dataset;
+    if (xhr.status === 429) return texts.busyText;
+    if (xhr.status === 403) return texts.forbiddenText;
+    if (xhr.status === 400) return texts.badRequestText;
+    return texts.refusedText;
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || xhr.status < 400 || xhr.status >= 500 || xhr.status === 404) return;
+    if (event.detail.target.id !== "move-dialog-body") return;
+    if (xhr.getResponseHeader("HX-Trigger-After-Settle")) return;
+    event.detail.shouldSwap = false;
+    event.detail.isError = false;
+    requestFailed(unshapedFailure(xhr));
+  });
 
   // A card this user may no longer see (reassigned to another team meanwhile) answers
   // 404 with its explanation: the card goes back and the dialog shows why.
@@ -168,7 +218,8 @@
     pendingDrop = null;
     placeCard(event.detail.id, event.detail.stage);
     if (dialog().open) dialog().close();
-    var notice = document.getElementById("board-notice");
+    // The notice's words, not its Undo button's.
+    var notice = document.querySelector("#board-notice .notice-line > span");
     if (notice) announce(notice.textContent.trim());
     var card = document.getElementById("card-" + event.detail.id);
     if (card) card.focus();
@@ -183,12 +234,19 @@
     pendingDrop = null; // the server re-rendered the columns: the card is back where it is
     dialogCardId = event.detail.id;
     if (event.detail.conflict) {
-      if (dialog().open) dialog().close();
-      announce(document.getElementById("board-notice").textContent.trim());
+      if (dialog().open) dialog().close(); // the notice, an alert, says who changed it
       return;
     }
     if (!dialog().open) dialog().showModal();
-    announce(dialog().querySelector(".refusal").textContent.trim());
+    focusNextStep();
+  });
+
+  // After each tick (or refused tick) in the dialog, focus moves on, not to the page.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.target.matches && event.target.matches(".checklist") &&
+        dialog().contains(event.target)) {
+      focusNextStep();
+    }
   });
 
   document.addEventListener("click", function (event) {

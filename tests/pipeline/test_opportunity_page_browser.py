@@ -1,5 +1,6 @@
 """The opportunity page's move form in a real browser: it asks only for what a move needs."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -7,7 +8,13 @@ from playwright.sync_api import expect
 
 from pipeline.models import FieldChange, Opportunity
 from pipeline.process import DeadReason, Stage
-from tests.factories import OpportunityFactory, RepFactory, advance, satisfy_gate
+from tests.factories import (
+    ContactFactory,
+    OpportunityFactory,
+    RepFactory,
+    advance,
+    satisfy_gate,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -77,3 +84,37 @@ def test_two_changes_in_the_same_second_show_newest_first(live_server, log_in):
     entries = page.locator(".timeline li")
     expect(entries.first).to_contain_text("from 2,000.00 to 3,000.00")
     expect(entries.nth(1)).to_contain_text("from 1,000.00 to 2,000.00")
+
+
+def test_the_timeline_shows_ticks_withdrawals_the_champion_and_the_committee_newest_first(
+    live_server, log_in
+):
+    """Issue 14: these were recorded but missing from the opportunity's history."""
+    rep = RepFactory(first_name="Anna", last_name="Keller")
+    opportunity = advance(OpportunityFactory(owner=rep), Stage.VALIDATING)
+    champion = ContactFactory(account=opportunity.account, first_name="Sam", last_name="Lowe")
+    member = ContactFactory(account=opportunity.account, first_name="Kim", last_name="Berg")
+    opportunity.tick("validating.champion_committed", by=rep, note="Joint plan agreed")
+    opportunity.untick("validating.champion_committed", by=rep)
+    opportunity.name_champion(champion, by=rep)
+    opportunity.add_committee_member(member, by=rep)
+    opportunity.remove_committee_member(member, by=rep)
+    page = log_in(rep)
+
+    page.goto(f"{live_server.url}/opportunities/{opportunity.pk}/")
+
+    entries = page.locator(".timeline li")
+    expect(entries.nth(0)).to_contain_text("Anna Keller removed Kim Berg from the decision "
+                                           "committee")
+    expect(entries.nth(1)).to_contain_text("Anna Keller added Kim Berg to the decision committee")
+    expect(entries.nth(2)).to_contain_text("Anna Keller confirmed Sam Lowe as a convinced "
+                                           "champion")
+    expect(entries.nth(3)).to_contain_text("Anna Keller changed champion from — to Sam Lowe")
+    expect(entries.nth(4)).to_contain_text(
+        "Anna Keller withdrew the tick of “The champion committed to involve every decision "
+        "maker")
+    expect(entries.nth(5)).to_contain_text(
+        "Anna Keller ticked “The champion committed to involve every decision maker")
+    expect(entries.nth(5)).to_contain_text("Joint plan agreed")
+    # Each says when, the reader's way.
+    expect(entries.nth(0).locator("time")).to_have_text(re.compile(r"^\d\d/\d\d/\d{4} "))

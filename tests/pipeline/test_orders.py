@@ -264,7 +264,7 @@ def test_only_sales_ops_see_the_queue_the_review_and_the_handoffs(client, path):
 @pytest.mark.parametrize(("order", "check", "flag"), [
     ({"amount": Decimal("52500")}, "prices", "the offer comes to 50000.00 EUR"),
     ({"terms": "customer"}, "terms", "own terms"),
-    ({"service_end": date(2027, 9, 30)}, "periods", "service period is 2027-01-01 – 2027-09-30"),
+    ({"service_end": date(2027, 9, 30)}, "periods", "service period is 01/01/2027 – 09/30/2027"),
     ({"lines": []}, "coverage", "“Licences” is not covered"),
 ])
 def test_the_review_flags_what_differs_from_the_agreed_offer(client, order, check, flag):

@@ -2,7 +2,7 @@
 them (process.md, "Timeouts and the dead pool")."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -204,3 +204,23 @@ def test_beat_and_a_real_worker_park_an_overdue_opportunity(postgresql, redis_ur
     finally:
         flush_redis(redis_url)
     assert StageChange.objects.filter(opportunity=opportunity, via=Via.TIMEOUT).count() == 1
+
+
+def test_the_deadline_warning_writes_dates_and_times_the_owner_s_way():
+    """Issue 14: one format, the reader's, in notifications and e-mails too (tests run in
+    UTC)."""
+    opportunity = deadline_in(days=3)
+    owner = opportunity.owner
+    owner.language = "de"
+    owner.save(update_fields=["language"])
+    entered = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    deadline = datetime(2026, 12, 5, 17, 45, tzinfo=UTC)
+    Opportunity.objects.filter(pk=opportunity.pk).update(stage_entered_at=entered,
+                                                         stage_deadline=deadline)
+
+    assert Opportunity.warn_if_still_due(opportunity.pk, now=deadline - timedelta(days=2))
+
+    [warning] = owner.notifications.all()
+    assert "30.11.2026" in warning.body
+    assert "05.12.2026 17:45" in warning.body
+    assert "2026-12-05" not in warning.body
