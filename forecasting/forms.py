@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Team, quarter_from_text
+from crm.models import Team, User, quarter_from_text
 
 
 class TargetForm(forms.Form):
@@ -39,3 +39,26 @@ class ForecastForm(forms.Form):
                 raise forms.ValidationError(
                     _("There is no quarter %s in the calendar.") % value) from None
         return value
+
+
+class AnalysisForm(ForecastForm):
+    """The funnel's and calibration's quarter and scope (the company, a team, one rep),
+    and which table to download as CSV."""
+
+    owner = forms.ModelChoiceField(label=_("Rep"), required=False,
+                                   queryset=User.objects.none(), empty_label=_("Everyone"))
+    format = forms.ChoiceField(label=_("Format"), required=False, widget=forms.HiddenInput,
+                               choices=[("", "HTML"), ("csv", "CSV")])
+    table = forms.ChoiceField(label=_("Table"), required=False, widget=forms.HiddenInput,
+                              choices=[(name, name) for name in
+                                       ("funnel", "calibration", "calibration_days")])
+
+    def __init__(self, *args, teams, owners, **kwargs):
+        super().__init__(*args, teams=teams, **kwargs)
+        self.fields["owner"].queryset = owners
+
+    def out_of_reach(self) -> bool:
+        """A team or rep was asked for that this user may not see (or that does not
+        exist): the view answers 404 and shows no figures."""
+        return any(error.code == "invalid_choice"
+                   for name in ("team", "owner") for error in self.errors.as_data().get(name, ()))
