@@ -51,7 +51,7 @@ def test_the_charts_draw_and_their_tables_show_the_same_figures(live_server, log
     page.get_by_label("Quarter").fill("2026-Q2")
     page.get_by_role("button", name="Show").click()
     expect(page.locator('table[data-table="calibration"] tr[data-stage="validating"] td')
-           ).to_have_text(["40 %", "67 % (2 of 3)", "0"])
+           ).to_have_text(["40 %", "67 % (2 of 3 won)", "0"])
     calibrated = page.locator('canvas[data-chart="calibration-chart"]').evaluate(
         "canvas => Chart.getChart(canvas).data.datasets.map(dataset => dataset.data)")
     found["calibration"] = Axe().run(page)

@@ -55,10 +55,10 @@ def test_the_share_won_per_stage_beside_the_process(client, cast, three_are_enou
 
     assert table(page, "calibration") == {
         # Acme and Echo won, Beta and Foxtrot died; Gamma (reopened) and Delta are open.
-        "identifying": ["Identifying Opportunity", "10 %", "50 % (2 of 4)", "2"],
-        "discovering": ["Discovering Problems, Impacts & Goals", "25 %", "50 % (2 of 4)",
+        "identifying": ["Identifying Opportunity", "10 %", "50 % (2 of 4 won)", "2"],
+        "discovering": ["Discovering Problems, Impacts & Goals", "25 %", "50 % (2 of 4 won)",
                         "1"],
-        "validating": ["Validating Benefits & Values", "40 %", "67 % (2 of 3)", "0"],
+        "validating": ["Validating Benefits & Values", "40 %", "67 % (2 of 3 won)", "0"],
         "confirming": ["Confirming Value with Power", "60 %",
                        "Too little history: 2 decided, 3 needed", "0"],
         # Acme's stay from 06-03 counts: it overlaps the window.
@@ -80,10 +80,10 @@ def test_the_share_won_by_days_spent_in_the_stage(client, cast, three_are_enough
     rows = table(page, "calibration_days")
     few = "Too little history: {} decided, 3 needed".format
     # 0-30, 31-60, 61-90 and over 90 days.
-    assert rows["identifying"][2:] == ["50 % (2 of 4)", few(0), few(0), few(0)]
+    assert rows["identifying"][2:] == ["50 % (2 of 4 won)", few(0), few(0), few(0)]
     # Acme 10 days; Beta 40 (30 + 10, the undone minute not splitting it), Echo 60
     # (won) and Foxtrot 45.
-    assert rows["discovering"][2:] == [few(1), "33 % (1 of 3)", few(0), few(0)]
+    assert rows["discovering"][2:] == [few(1), "33 % (1 of 3 won)", few(0), few(0)]
 
 
 def test_the_calibration_tables_download_as_csv(client, cast, three_are_enough):
@@ -159,3 +159,21 @@ def test_the_calibration_query_count_does_not_grow_with_the_history(client, cast
     large = queries()
 
     assert (small, large) == (10, 10)
+
+
+def test_the_analysis_speaks_german(client, cast, three_are_enough):
+    client.force_login(cast.manager)
+    german = {"accept-language": "de"}
+
+    funnel = client.get("/forecast/funnel/", WINDOW, headers=german).content.decode()
+    calibrated = client.get("/forecast/calibration/", WINDOW, headers=german).content.decode()
+    csv = client.get("/forecast/calibration/", {**WINDOW, "format": "csv"}, headers=german)
+
+    assert "Wer die nächste Phase erreichte" in funnel
+    assert table(funnel, "funnel")["identifying"][1:] == ["3", "2", "67 %", "1", "20"]
+    assert table(calibrated, "calibration")["validating"][1:] == [
+        "40 %", "67 % (2 von 3 gewonnen)", "0"]
+    assert "Zu wenig Verlauf: 2 entschieden, 3 nötig" in calibrated
+    assert csv.content.decode().splitlines()[0] == (
+        "Phase,Wahrscheinlichkeit (%),Gewonnen,Entschieden,Noch offen,Anteil gewonnen (%),"
+        "Hinweis")
