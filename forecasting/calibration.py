@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import connection
 from django.utils.translation import gettext_lazy as _
 
-from forecasting.stage_history import SECONDS_PER_DAY, local_midnight, visits_sql
+from forecasting.stage_history import SECONDS_PER_DAY, local_midnight, stage_at, visits_sql
 from pipeline.models import OpportunityQuerySet
 from pipeline.process import ORDERED_STAGES, PROCESS, Stage
 
@@ -33,18 +33,18 @@ CALIBRATED_STAGES: tuple[Stage, ...] = ORDERED_STAGES[:-1]
 CALIBRATION = """
 WITH {visits},
 stood AS (
-    SELECT opportunity_id, stage, SUM(seconds) / {day} AS days
+    SELECT opportunity_id, stage_order, SUM(seconds) / {day} AS days
     FROM visits
     WHERE stage_order < {closed_order} AND entered_at < %s
           AND (left_at IS NULL OR left_at > %s)
-    GROUP BY opportunity_id, stage
+    GROUP BY opportunity_id, stage_order
 )
-SELECT stood.stage, {bucket} AS bucket,
+SELECT stood.stage_order, {bucket} AS bucket,
        SUM(CASE WHEN outcome.stage = '{won}' THEN 1 ELSE 0 END),
        SUM(CASE WHEN outcome.stage IN ('{won}', '{dead}') THEN 1 ELSE 0 END),
        COUNT(*)
 FROM stood JOIN {opportunity} outcome ON outcome.id = stood.opportunity_id
-GROUP BY stood.stage, {bucket}
+GROUP BY stood.stage_order, {bucket}
 """
 
 
@@ -109,8 +109,9 @@ def calibration(opportunities: OpportunityQuerySet, first: date, after: date
     rows = {stage: CalibrationRow(stage) for stage in CALIBRATED_STAGES}
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, local_midnight(after), local_midnight(first)])
-        for stage, bucket, won, decided, stood in cursor.fetchall():
-            rows[Stage(stage)].total.add(won, decided, stood)
+        for place, bucket, won, decided, stood in cursor.fetchall():
+            row = rows[stage_at(place)]
+            row.total.add(won, decided, stood)
             if bucket is not None:
-                rows[Stage(stage)].buckets[bucket].add(won, decided, stood)
+                row.buckets[bucket].add(won, decided, stood)
     return list(rows.values())

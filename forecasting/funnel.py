@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 
-from forecasting.stage_history import SECONDS_PER_DAY, local_midnight, visits_sql
+from forecasting.stage_history import SECONDS_PER_DAY, local_midnight, stage_at, visits_sql
 from pipeline.models import OpportunityQuerySet
 from pipeline.process import ORDERED_STAGES, Stage
 
@@ -23,29 +23,30 @@ FUNNEL_STAGES: tuple[Stage, ...] = ORDERED_STAGES[:-1]
 FUNNEL = """
 WITH {visits},
 entered AS (
-    SELECT opportunity_id, stage, stage_order, MAX(furthest_from_here) AS furthest,
+    SELECT opportunity_id, stage_order, MIN(entered_at) AS first_entered,
+           MAX(beyond_at) AS beyond,
            SUM(seconds) AS seconds, COUNT(*) - COUNT(left_at) AS still_in
     FROM visits
     WHERE entered_at >= %s AND entered_at < %s AND stage_order IS NOT NULL
-    GROUP BY opportunity_id, stage, stage_order
+    GROUP BY opportunity_id, stage_order
 ),
 settled AS (
-    SELECT stage, seconds / {day} AS days,
-           ROW_NUMBER() OVER (PARTITION BY stage ORDER BY seconds) AS position,
-           COUNT(*) OVER (PARTITION BY stage) AS how_many
+    SELECT stage_order, seconds / {day} AS days,
+           ROW_NUMBER() OVER (PARTITION BY stage_order ORDER BY seconds) AS position,
+           COUNT(*) OVER (PARTITION BY stage_order) AS how_many
     FROM entered WHERE still_in = 0
 ),
 medians AS (
-    SELECT stage, AVG(days) AS median_days FROM settled
+    SELECT stage_order, AVG(days) AS median_days FROM settled
     WHERE position IN ((how_many + 1) / 2, (how_many + 2) / 2)
-    GROUP BY stage
+    GROUP BY stage_order
 )
-SELECT entered.stage, COUNT(*),
-       SUM(CASE WHEN furthest > stage_order THEN 1 ELSE 0 END),
+SELECT entered.stage_order, COUNT(*),
+       SUM(CASE WHEN beyond >= first_entered THEN 1 ELSE 0 END),
        SUM(CASE WHEN still_in > 0 THEN 1 ELSE 0 END),
        MAX(medians.median_days)
-FROM entered LEFT JOIN medians ON medians.stage = entered.stage
-GROUP BY entered.stage
+FROM entered LEFT JOIN medians ON medians.stage_order = entered.stage_order
+GROUP BY entered.stage_order
 """
 
 
@@ -78,11 +79,11 @@ def funnel(opportunities: OpportunityQuerySet, first: date, after: date) -> list
     spent are whole days, summed over the opportunity's visits that began in the period;
     an opportunity still in the stage has no days yet and is left out of the median.
     """
-    visits, params = visits_sql(opportunities)
+    visits, params = visits_sql(opportunities, beyond=True)
     with connection.cursor() as cursor:
         cursor.execute(FUNNEL.format(visits=visits, day=SECONDS_PER_DAY),
                        [*params, local_midnight(first), local_midnight(after)])
-        found = {row[0]: row for row in cursor.fetchall()}
+        found = {stage_at(row[0]): row for row in cursor.fetchall()}
     rows = []
     for stage in FUNNEL_STAGES:
         if stage not in found:
