@@ -3,10 +3,12 @@
 On seed_demo's data (its stage history over the past quarters), the demo's sales ops
 user "sofia" opens /forecast/funnel/ and /forecast/calibration/ for the whole company, and
 the demo manager "max" for his team. The floor is the least SQL that computes the same
-kind of figures, company-wide: one window over the stage changes leaving out only the undo
-rows themselves (not the moves they took back, nor the creation entry), grouped per
-stage, PostgreSQL's own percentile_cont for the median, rendered as bare text. Both are
-timed in-process through Django's test client.
+kind of figures, company-wide: one window over the stage changes and the creation
+entries (every opportunity enters Identifying when created, as the demo's do), leaving
+out only the undo rows themselves (not the moves they took back), a second one for how
+far each opportunity went from each row on, grouped per stage, PostgreSQL's own
+percentile_cont for the median, rendered as bare text. Both are timed in-process
+through Django's test client.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/progression_bench \
         .venv/bin/python bench/analysis.py --quarter 2026-Q3 --last 2026-Q3
@@ -56,7 +58,10 @@ WITH visits AS (
                    WHEN 'closed' THEN 8 END) OVER (
                PARTITION BY opportunity_id ORDER BY changed_at DESC, id DESC
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS furthest
-    FROM pipeline_stagechange WHERE NOT is_undo
+    FROM (SELECT opportunity_id, to_stage, changed_at, id FROM pipeline_stagechange
+          WHERE NOT is_undo
+          UNION ALL
+          SELECT id, 'identifying', created_at, 0 FROM pipeline_opportunity) AS history
 )"""
 
 FLOOR_FUNNEL = VISITS + """,
