@@ -12,9 +12,10 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
+from django.db.models import Q
 
 from forecasting.stage_history import SECONDS_PER_DAY, local_midnight, stage_at, visits_sql
-from pipeline.models import OpportunityQuerySet
+from pipeline.models import OpportunityQuerySet, StageChange
 from pipeline.process import ORDERED_STAGES, Stage
 
 # Closed is the funnel's end: it has no next stage to reach.
@@ -79,10 +80,16 @@ def funnel(opportunities: OpportunityQuerySet, first: date, after: date) -> list
     spent are whole days, summed over the opportunity's visits that began in the period;
     an opportunity still in the stage has no days yet and is left out of the median.
     """
-    visits, params = visits_sql(opportunities, beyond=True)
+    start, end = local_midnight(first), local_midnight(after)
+    # Only those created or moved in the period can have entered a stage in it.
+    moved = StageChange.objects.filter(changed_at__gte=start, changed_at__lt=end)
+    entering = opportunities.filter(
+        Q(created_at__gte=start, created_at__lt=end)
+        | Q(pk__in=moved.values("opportunity_id")))
+    visits, params = visits_sql(entering, beyond=True)
     with connection.cursor() as cursor:
         cursor.execute(FUNNEL.format(visits=visits, day=SECONDS_PER_DAY),
-                       [*params, local_midnight(first), local_midnight(after)])
+                       [*params, start, end])
         found = {stage_at(row[0]): row for row in cursor.fetchall()}
     rows = []
     for stage in FUNNEL_STAGES:
