@@ -11,11 +11,10 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from forecasting.stage_history import SECONDS_PER_DAY, local_midnight, stage_at, visits_sql
-from pipeline.models import OpportunityQuerySet, StageChange
+from pipeline.models import OpportunityQuerySet
 from pipeline.process import ORDERED_STAGES, PROCESS, Stage
 
 # Fewer decided opportunities than this and a share says more about chance than about
@@ -101,13 +100,10 @@ def calibration(opportunities: OpportunityQuerySet, first: date, after: date
     some time from `first` up to `after`, by their outcome today and by the whole days
     they spent in the stage (all their stays that overlap those days). One query."""
     start, end = local_midnight(first), local_midnight(after)
-    # A stay overlaps the window when it began in it, ended in or after it (a move since
-    # its start), or lasts still (an open opportunity): no other history is read.
-    moved = StageChange.objects.filter(changed_at__gte=start)
-    standing = opportunities.filter(created_at__lt=end).filter(
-        Q(created_at__gte=start) | Q(pk__in=moved.values("opportunity_id"))
-        | ~Q(stage__in=[Stage.CLOSED, Stage.DEAD]))
-    visits, params = visits_sql(standing)
+    # Unlike the funnel's, the whole history is read: over four quarters, narrowing it to
+    # the opportunities whose stays can overlap them leaves out few and, measured, made
+    # PostgreSQL's plan three times slower (docs/benchmarks.md).
+    visits, params = visits_sql(opportunities)
     sql = CALIBRATION.format(
         visits=visits, day=SECONDS_PER_DAY, closed_order=PROCESS[Stage.CLOSED].order,
         bucket=bucket_sql("stood.days"), won=Stage.CLOSED.value, dead=Stage.DEAD.value,
