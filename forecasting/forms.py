@@ -57,6 +57,15 @@ class AnalysisForm(ForecastForm):
         super().__init__(*args, teams=teams, **kwargs)
         self.fields["owner"].queryset = owners
 
+    def clean_quarter(self) -> str:
+        """A quarter whose four quarters back (the calibration's window) and local
+        midnights are still in the calendar."""
+        value = super().clean_quarter()
+        if value and not 1900 <= quarter_from_text(value)[0] <= 9998:
+            raise forms.ValidationError(
+                _("There is no quarter %s in the calendar.") % value)
+        return value
+
     def out_of_reach(self) -> bool:
         """A team or rep was asked for that this user may not see (or that does not
         exist): the view answers 404 and shows no figures."""

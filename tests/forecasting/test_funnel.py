@@ -148,10 +148,13 @@ def test_a_bad_quarter_or_table_is_refused_with_a_message(client, cast):
     client.force_login(cast.manager)
 
     quarter = client.get("/forecast/funnel/", {"quarter": "2026-Q9"})
+    too_early = client.get("/forecast/calibration/", {"quarter": "0001-Q1"})
     wrong_table = client.get("/forecast/funnel/", {"format": "csv", "table": "calibration"})
 
     assert quarter.status_code == 400
     assert b"Enter a valid value." in quarter.content
+    assert too_early.status_code == 400
+    assert b"There is no quarter 0001-Q1 in the calendar." in too_early.content
     assert wrong_table.status_code == 400
     assert "This page has no table “calibration”." in wrong_table.content.decode()
 
