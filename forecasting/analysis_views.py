@@ -79,8 +79,8 @@ def read_analysis(request, *, default_quarter: tuple[int, int]) -> Analysis:
     if not may_analyse(user):
         raise PermissionDenied(_("The forecast's analysis is for reps, managers and sales "
                                  "ops."))
-    teams, owners = reachable(user)
-    form = AnalysisForm(request.GET, teams=teams, owners=owners)
+    teams, reps = reachable(user)
+    form = AnalysisForm(request.GET, teams=teams, reps=reps)
     form.is_valid()
     if form.out_of_reach():
         raise Http404(_("There is no such team or rep among those you may see."))
@@ -91,8 +91,8 @@ def read_analysis(request, *, default_quarter: tuple[int, int]) -> Analysis:
         opportunities = opportunities.filter(owner=user)
     if data.get("team"):
         opportunities = opportunities.filter(owner__team=data["team"])
-    if data.get("owner"):
-        opportunities = opportunities.filter(owner=data["owner"])
+    if data.get("rep"):
+        opportunities = opportunities.filter(owner=data["rep"])
     return Analysis(form, quarter, opportunities)
 
 
@@ -122,6 +122,7 @@ def page(request, analysis: Analysis, template: str, tables: dict[str, Callable]
         return tables[wanted]()
     return TemplateResponse(request, template, {
         "form": form,
+        "tab": template.rsplit("/", 1)[1].removesuffix(".html"),
         "quarter": analysis.quarter_text,
         "quarters": fiscal_quarters_around(timezone.localdate(), before=8, after=2),
         **(context() if not form.errors else {}),

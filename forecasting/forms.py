@@ -45,17 +45,17 @@ class AnalysisForm(ForecastForm):
     """The funnel's and calibration's quarter and scope (the company, a team, one rep),
     and which table to download as CSV."""
 
-    owner = forms.ModelChoiceField(label=_("Rep"), required=False,
-                                   queryset=User.objects.none(), empty_label=_("Everyone"))
+    rep = forms.ModelChoiceField(label=_("Rep"), required=False,
+                                 queryset=User.objects.none(), empty_label=_("Every rep"))
     format = forms.ChoiceField(label=_("Format"), required=False, widget=forms.HiddenInput,
                                choices=[("", "HTML"), ("csv", "CSV")])
     table = forms.ChoiceField(label=_("Table"), required=False, widget=forms.HiddenInput,
                               choices=[(name, name) for name in
                                        ("funnel", "calibration", "calibration_days")])
 
-    def __init__(self, *args, teams, owners, **kwargs):
+    def __init__(self, *args, teams, reps, **kwargs):
         super().__init__(*args, teams=teams, **kwargs)
-        self.fields["owner"].queryset = owners
+        self.fields["rep"].queryset = reps
 
     def clean_quarter(self) -> str:
         """A quarter whose four quarters back (the calibration's window) and local
@@ -70,4 +70,4 @@ class AnalysisForm(ForecastForm):
         """A team or rep was asked for that this user may not see (or that does not
         exist): the view answers 404 and shows no figures."""
         return any(error.code == "invalid_choice"
-                   for name in ("team", "owner") for error in self.errors.as_data().get(name, ()))
+                   for name in ("team", "rep") for error in self.errors.as_data().get(name, ()))

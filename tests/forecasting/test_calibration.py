@@ -139,7 +139,7 @@ def test_who_may_see_the_calibration(client, cast):
         return client.get("/forecast/calibration/", {**WINDOW, **query}).status_code
 
     assert status(BdrFactory(team=cast.manager.team)) == 403
-    assert status(cast.anna, owner=cast.ben.pk) == 404
+    assert status(cast.anna, rep=cast.ben.pk) == 404
     assert status(cast.manager, team=cast.olga.team_id) == 404
     assert status(cast.anna) == 200
 

@@ -70,7 +70,7 @@ def test_a_rep_sees_only_their_own_funnel(client, cast):
 def test_a_manager_narrows_the_funnel_to_one_rep(client, cast):
     client.force_login(cast.manager)
 
-    page = client.get("/forecast/funnel/", {"quarter": "2026-Q2", "owner": cast.ben.pk})
+    page = client.get("/forecast/funnel/", {"quarter": "2026-Q2", "rep": cast.ben.pk})
 
     rows = table(page.content.decode(), "funnel")
     assert rows["identifying"][1:] == ["0", "0", "—", "0", "—"]
@@ -127,9 +127,9 @@ def test_who_may_see_which_funnel(client, cast):
 
     assert status(BdrFactory(team=cast.manager.team)) == 403
     assert status(UserFactory()) == 403
-    assert status(cast.anna, owner=cast.ben.pk) == 404
+    assert status(cast.anna, rep=cast.ben.pk) == 404
     assert status(cast.anna, team=cast.manager.team_id) == 404
-    assert status(cast.manager, owner=cast.olga.pk) == 404
+    assert status(cast.manager, rep=cast.olga.pk) == 404
     assert status(cast.manager, team=cast.olga.team_id) == 404
     assert status(ManagerFactory(), team=cast.manager.team_id) == 404
     assert status(cast.manager, team=cast.manager.team_id) == 200
@@ -138,7 +138,7 @@ def test_who_may_see_which_funnel(client, cast):
 def test_a_refusal_shows_no_figures(client, cast):
     client.force_login(cast.anna)
 
-    response = client.get("/forecast/funnel/", {"owner": cast.ben.pk})
+    response = client.get("/forecast/funnel/", {"rep": cast.ben.pk})
 
     assert response.status_code == 404
     assert b'data-table="funnel"' not in response.content
