@@ -21,7 +21,7 @@ from forecasting.call_forms import CallForm
 from forecasting.calls import CallKind, ForecastCall, called_figures, quarter_accuracy
 from forecasting.changes import changes_since
 from forecasting.rollups import Figures, quarter_forecast
-from forecasting.scope import Scope, chosen, requested_scope
+from forecasting.scope import Scope, chosen, requested_scope, sees_company
 from forecasting.snapshots import Snapshot
 from pipeline.models import ChangeRefused
 
@@ -40,7 +40,7 @@ def chosen_quarter(request, default: tuple[int, int] | None = None) -> tuple[int
 def calls_in(scope: Scope, user: User):
     """The calls the user may read: a rep their own, a manager their teams'."""
     calls = ForecastCall.objects.all()
-    if user.is_superuser:
+    if sees_company(user):
         pass
     elif user.is_manager:
         calls = calls.filter(team_id__in=user.team_ids)
@@ -93,7 +93,7 @@ def calls_context(request, scope: Scope, year: int, quarter: int) -> dict:
     return {
         "tab": "calls", "quarter": f"{year}-Q{quarter}", "current": current, "scope": scope,
         # A rep reads their own calls only, not what their manager made of them.
-        "show_adjustments": user.is_superuser or user.is_manager,
+        "show_adjustments": sees_company(user) or user.is_manager,
         "system": called_figures(total), "rep_rows": rep_rows, "team_rows": team_rows,
         "history": calls.select_related("rep", "team", "made_by").order_by("-made_at", "-pk"),
     }

@@ -70,3 +70,29 @@ class QuotaForm(QuarterForm):
         """(rep, amount) for every quota filled in."""
         return [(rep, self.cleaned_data[self.field_name(rep)]) for rep in self.reps
                 if self.cleaned_data.get(self.field_name(rep)) is not None]
+
+
+class AnalysisForm(ForecastForm):
+    """The funnel's and calibration's quarter and scope (the company, a team, one rep),
+    and which table to download as CSV."""
+
+    format = forms.ChoiceField(label=_("Format"), required=False, widget=forms.HiddenInput,
+                               choices=[("", "HTML"), ("csv", "CSV")])
+    table = forms.ChoiceField(label=_("Table"), required=False, widget=forms.HiddenInput,
+                              choices=[(name, name) for name in
+                                       ("funnel", "calibration", "calibration_days")])
+
+    def clean_quarter(self) -> str:
+        """A quarter whose four quarters back (the calibration's window) and local
+        midnights are still in the calendar."""
+        value = super().clean_quarter()
+        if value and not 1900 <= quarter_from_text(value)[0] <= 9998:
+            raise forms.ValidationError(
+                _("There is no quarter %s in the calendar.") % value)
+        return value
+
+    def out_of_reach(self) -> bool:
+        """A team or rep was asked for that this user may not see (or that does not
+        exist): the view answers 404 and shows no figures."""
+        return any(error.code == "invalid_choice"
+                   for name in ("team", "rep") for error in self.errors.as_data().get(name, ()))

@@ -16,16 +16,21 @@ from pipeline.models import Opportunity, OpportunityQuerySet
 
 
 def may_see_forecast(user: User) -> bool:
-    return user.is_active and (user.is_superuser or user.is_manager or user.is_rep)
+    return user.is_active and (sees_company(user) or user.is_manager or user.is_rep)
+
+
+def sees_company(user: User) -> bool:
+    """Sales ops read every team's forecast, as they see every deal; they set no quotas."""
+    return user.is_superuser or user.is_sales_ops
 
 
 def sees_teams(user: User) -> bool:
-    """Managers and superusers see teams; a rep sees only themselves."""
-    return user.is_superuser or user.is_manager
+    """Managers, sales ops and superusers see teams; a rep sees only themselves."""
+    return sees_company(user) or user.is_manager
 
 
 def forecast_teams(user: User) -> QuerySet[Team]:
-    if user.is_superuser:
+    if sees_company(user):
         return Team.objects.order_by("name")
     if user.is_manager:
         return Team.objects.filter(pk__in=user.team_ids).order_by("name")
@@ -35,7 +40,7 @@ def forecast_teams(user: User) -> QuerySet[Team]:
 def forecast_owners(user: User) -> QuerySet[User]:
     """The people whose figures the user may see one by one, by name: a deal's owner may
     have left, or be a manager or a BDR, and still stand behind a figure."""
-    if user.is_superuser:
+    if sees_company(user):
         owners = User.objects.all()
     elif user.is_manager:
         owners = User.objects.filter(team_id__in=user.team_ids)
@@ -72,7 +77,7 @@ def forecast_scope(user: User, *, team: Team | None = None, rep: User | None = N
     quotas = Quota.objects.all()
     if not sees_teams(user):
         opportunities, quotas = opportunities.filter(owner=user), quotas.filter(rep=user)
-    elif not user.is_superuser:
+    elif not sees_company(user):
         quotas = quotas.filter(team_id__in=user.team_ids)
     if team is not None:
         opportunities, quotas = opportunities.filter(owner__team=team), quotas.filter(team=team)

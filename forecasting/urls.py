@@ -1,6 +1,6 @@
 from django.urls import path
 
-from forecasting import call_views, views
+from forecasting import analysis_views, call_views, views
 
 app_name = "forecasting"
 urlpatterns = [
@@ -13,5 +13,7 @@ urlpatterns = [
     path("forecast/accuracy/", call_views.accuracy, name="accuracy"),
     path("forecast/changes/", call_views.changes, name="changes"),
     path("forecast/snapshots/take/", call_views.snapshot_take, name="snapshot_take"),
+    path("forecast/funnel/", analysis_views.funnel_page, name="forecast_funnel"),
+    path("forecast/calibration/", analysis_views.calibration_page, name="forecast_calibration"),
     path("forecasting/targets/", views.target_list, name="target_list"),
 ]

@@ -183,7 +183,7 @@ def quota_list(request) -> TemplateResponse:
     """The quotas of a quarter for the reps of the manager's teams; the manager sets them
     here, all at once, and a refused one changes none."""
     user = request.user
-    if not sees_teams(user):
+    if not (user.is_superuser or user.is_manager):
         return not_for_this_role(request, _("Managers set their reps' quotas."))
     reps = quota_reps(user).select_related("team")
     form = QuotaForm(request.POST if request.method == "POST" else request.GET, reps=reps)

@@ -639,7 +639,7 @@ def test_a_manager_of_another_team_cannot_reassign(
 
     assert response.status_code == 302
     assert any("Nothing was reassigned" in message for message in messages_of(response))
-    assert not FieldChange.objects.exists()
+    assert not FieldChange.objects.filter(field="owner").exists()
     for opportunity in book_of_the_leaving_rep["open"]:
         opportunity.refresh_from_db()
         assert opportunity.owner == leaving_rep
@@ -655,7 +655,7 @@ def test_a_rep_is_not_offered_the_reassignment(client, rep, leaving_rep,
     assert page.status_code == 200
     assert "reassign_open_opportunities" not in page.content.decode()
     assert "reassign_open_opportunities" not in response.content.decode()
-    assert not FieldChange.objects.exists()
+    assert not FieldChange.objects.filter(field="owner").exists()
     opportunity = book_of_the_leaving_rep["open"][0]
     opportunity.refresh_from_db()
     assert opportunity.owner == leaving_rep
@@ -671,7 +671,7 @@ def test_opportunities_are_only_reassigned_to_an_active_rep(
 
     assert response.status_code == 200
     assert response.context["form"].errors["new_owner"]
-    assert not FieldChange.objects.exists()
+    assert not FieldChange.objects.filter(field="owner").exists()
 
 
 def test_a_superuser_reassigns_across_teams(client, superuser, leaving_rep,
