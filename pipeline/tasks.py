@@ -4,18 +4,32 @@ from collections.abc import Callable, Iterable
 from celery import shared_task
 from django.utils import timezone
 
-from pipeline.models import Opportunity
+from pipeline.models import ActivityRule, Opportunity
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task
 def park_overdue_opportunities() -> int:
-    """Park every opportunity past its stage deadline; safe to run twice at once."""
+    """Park every opportunity past its stage deadline; safe to run twice at once.
+
+    Strong reasons (customer activity, a doubled amount) are judged first: an
+    opportunity that earned an extension is no longer overdue."""
     now = timezone.now()
+    extend_for_strong_reasons(now)
     due = Opportunity.objects.due_for_parking(now).values_list("pk", flat=True)
     return each_opportunity(list(due), lambda pk: Opportunity.park_if_still_overdue(pk, now),
                             doing="parking")
+
+
+def extend_for_strong_reasons(now) -> int:
+    """Give each overdue opportunity the extensions its strong reasons earned, before
+    parking; how many got one."""
+    rule = ActivityRule.current()
+    candidates = Opportunity.may_have_strong_reasons(now, rule).values_list("pk", flat=True)
+    return each_opportunity(list(candidates),
+                            lambda pk: Opportunity.extend_if_earned(pk, now, rule),
+                            doing="extending the deadline of")
 
 
 @shared_task

@@ -3,11 +3,15 @@
 - `opportunity`: the opportunity and `move_to`, the one door for every stage change;
 - `checklist`: ticks, the champion and the committee, and the methods that change them;
 - `timeouts`: stage timeouts, extensions, the sweeps' claims;
+- `activities`: calls, meetings and e-mails with the customer, planned or done;
+- `extensions`: the strong reasons (customer activity, a doubled amount) that extend a
+  deadline once per stage visit, and sales ops' activity rule;
 - `history`: stage changes and field changes, append-only;
 - `queries`: visibility, the board's filters and columns, totals;
 - `refusals`, `choices`, `contacts`: what the others share.
 """
 
+from pipeline.models.activities import Activity, ActivityKind, ActivityStatus
 from pipeline.models.checklist import CommitteeMember, CriterionTick
 from pipeline.models.choices import OpportunityType, Source, Via
 from pipeline.models.close_plans import (
@@ -18,6 +22,7 @@ from pipeline.models.close_plans import (
     StepStatus,
 )
 from pipeline.models.contacts import archive_contact
+from pipeline.models.extensions import ActivityRule
 from pipeline.models.history import FieldChange, StageChange
 from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
 from pipeline.models.opportunity import Opportunity
@@ -46,9 +51,10 @@ from pipeline.models.refusals import (
     InvalidChange,
     within_limit,
 )
-from pipeline.models.timeouts import DeadlineExtension, StageTimeout
+from pipeline.models.timeouts import DeadlineExtension, ExtensionKind, StageTimeout
 
 __all__ = [
+    "Activity", "ActivityKind", "ActivityRule", "ActivityStatus", "ExtensionKind",
     "CARD_FIELDS", "ChangeForbidden", "ChangeRefused", "ClosePlan", "ClosePlanEvent",
     "ClosePlanStep", "CommitteeMember", "Conflict", "ContactInUse", "CriterionTick",
     "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind", "HandoffTask",

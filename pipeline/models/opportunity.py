@@ -24,9 +24,11 @@ from crm.models import (
     validate_currency_code,
     validate_single_line,
 )
+from pipeline.models.activities import ACTIVITY_ANNOTATIONS, Activities
 from pipeline.models.checklist import Checklist
 from pipeline.models.choices import OpportunityType, Source, Via
 from pipeline.models.close_plans import Planning
+from pipeline.models.extensions import StrongReasons
 from pipeline.models.history import FieldChange, StageChange, _as_text
 from pipeline.models.offers import Offering
 from pipeline.models.orders import Ordering
@@ -53,7 +55,7 @@ from pipeline.process import (
 
 
 class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts,
-                  ConcurrentTransitionMixin, models.Model):
+                  Activities, StrongReasons, ConcurrentTransitionMixin, models.Model):
 
     """A deal being worked through the process; its stage changes only through move_to."""
 
@@ -189,7 +191,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         """Re-read the row and forget what was prefetched with it."""
         self.refresh_from_db()
         for name in ("active_ticks", "prefetched_committee", "_current_order",
-                     "_close_plan_accepted", "_overdue_steps"):
+                     "_close_plan_accepted", "_overdue_steps", *ACTIVITY_ANNOTATIONS):
             self.__dict__.pop(name, None)
 
     def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
@@ -237,7 +239,8 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         # A move may have agreed the offer (an UPDATE, not this object) or reopened it:
         # it and the order are read again. The plan it read under its lock is current,
         # withdrawn acceptances included, so the card needs no query of its own for it.
-        for name in ("_current_order", "_close_plan_accepted", "_overdue_steps"):
+        for name in ("_current_order", "_close_plan_accepted", "_overdue_steps",
+                     *ACTIVITY_ANNOTATIONS):
             self.__dict__.pop(name, None)
         if Opportunity.offer.related.is_cached(self):
             Opportunity.offer.related.delete_cached_value(self)
@@ -635,6 +638,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
                 changed = True
             if changed:
                 locked.currency = locked.currency.upper()
+                locked._extend_if_doubled(now)
                 locked._touch(by, now)
                 locked.save()
         self.reload()

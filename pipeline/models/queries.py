@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import connections, models
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from crm.models import (
@@ -19,13 +19,15 @@ from crm.models import (
     company_currency,
     fiscal_quarter_bounds,
 )
+from pipeline.models.activities import CONVERSATIONS, Activity
 from pipeline.models.checklist import CommitteeMember, CriterionTick
 from pipeline.models.close_plans import ClosePlan
 from pipeline.models.orders import PurchaseOrder
-from pipeline.models.timeouts import DEADLINE_WARNING, RECENT_ACTIVITY
+from pipeline.models.timeouts import DEADLINE_WARNING
 from pipeline.process import (
     PROCESS,
     TIMED_STAGES,
+    CriterionKind,
     ForecastCategory,
     Stage,
     category_stages,
@@ -94,13 +96,9 @@ class OpportunityQuerySet(models.QuerySet):
         )
 
     def due_for_parking(self, now: datetime | None = None) -> OpportunityQuerySet:
-        """Overdue with no strong reason to keep them (process.md, Timeouts): no recent
-        activity, and the amount has not doubled since the stage was entered."""
-        now = now or timezone.now()
-        return self.overdue(now).filter(
-            changed_at__lt=now - RECENT_ACTIVITY,
-            amount__lt=2 * F("amount_at_stage_entry"),
-        )
+        """Overdue: the strong reasons to keep one (process.md, Timeouts) extend its
+        deadline instead, before the sweep parks (see extensions.py)."""
+        return self.overdue(now)
 
     def matching(self, *, user: User, scope: str = "", owner: User | None = None,
                  type: str = "", category: str = "", closing_quarter: tuple[int, int] | None = None,
@@ -163,8 +161,21 @@ class OpportunityQuerySet(models.QuerySet):
 
     def cards(self) -> OpportunityQuerySet:
         """What a card shows and nothing more (its progress comes from count_progress):
-        the unused columns of three tables cost as much to fetch as the rest of a column."""
-        return self.select_related("account", "owner").only(*CARD_FIELDS)
+        the unused columns of three tables cost as much to fetch as the rest of a column.
+        The next planned activity comes annotated, off the activities' index."""
+        return self.select_related("account", "owner").only(*CARD_FIELDS).with_next_activity()
+
+    def with_next_activity(self, now: datetime | None = None) -> OpportunityQuerySet:
+        """Annotate when the next planned activity is and its kind (None when none is
+        planned), and whether a call or meeting is planned ahead (stage 1's criterion)."""
+        ahead = Activity.objects.filter(opportunity=OuterRef("pk")).planned_ahead(
+            now or timezone.now())
+        next_one = ahead.order_by("at", "pk")
+        return self.annotate(
+            next_activity_at=Subquery(next_one.values("at")[:1]),
+            next_activity_kind=Subquery(next_one.values("kind")[:1]),
+            conversation_ahead=models.Exists(ahead.filter(kind__in=CONVERSATIONS)),
+        )
 
     def company_totals(self) -> Totals:
         """Sum of amounts in the company currency, and what could not be converted."""
@@ -191,7 +202,11 @@ def count_progress(cards: list[Opportunity]) -> list[Opportunity]:
         by_stage.setdefault(card.stage, []).append(card.pk)
     in_their_stage = Q(pk__in=[])
     for stage, pks in by_stage.items():
-        in_their_stage |= Q(opportunity_id__in=pks, criterion__startswith=f"{stage}.")
+        # Ticked criteria only: a tick left from when a criterion was still ticked (stage
+        # 1's next call, now derived) must not count twice.
+        ticked = [criterion.key for criterion in PROCESS[Stage(stage)].exit_criteria
+                  if criterion.kind == CriterionKind.TICKED]
+        in_their_stage |= Q(opportunity_id__in=pks, criterion__in=ticked)
     ticks = (
         CriterionTick.objects.filter(in_their_stage, revoked_at__isnull=True)
         .values_list("opportunity_id").annotate(count=models.Count("*")).order_by()
