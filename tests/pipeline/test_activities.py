@@ -23,7 +23,6 @@ from tests.factories import (
     BdrFactory,
     ContactFactory,
     OpportunityFactory,
-    advance,
     make_cast,
     plan_call,
     satisfy_gate,
