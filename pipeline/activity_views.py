@@ -67,7 +67,7 @@ def refused(request, opportunity: Opportunity, refusal: ChangeRefused,
                             status=refusal.status_code)
 
 
-def done(request, opportunity: Opportunity, message: str):
+def changed(request, opportunity: Opportunity, message: str):
     if request.htmx:
         return section(request, opportunity, activity_notice=message)
     messages.success(request, message)
@@ -93,30 +93,31 @@ def activity_create(request, pk: int):
         )
     except ChangeRefused as refusal:
         return refused(request, opportunity, refusal, form)
-    return done(request, opportunity, _("%(kind)s “%(subject)s” logged.") % {
+    return changed(request, opportunity, _("%(kind)s “%(subject)s” logged.") % {
         "kind": activity.get_kind_display(), "subject": activity.subject})
 
 
 @require_POST
 @login_required
 def activity_complete(request, pk: int, activity: int):
-    opportunity = visible(request, pk)
-    try:
-        opportunity.complete_activity(activity, by=request.user)
-    except ChangeRefused as refusal:
-        return refused(request, opportunity, refusal)
-    return done(request, opportunity, _("Marked done."))
+    return close_activity(request, pk, activity, done=True)
 
 
 @require_POST
 @login_required
 def activity_cancel(request, pk: int, activity: int):
+    return close_activity(request, pk, activity, done=False)
+
+
+def close_activity(request, pk: int, activity: int, *, done: bool):
+    """Mark a planned activity done or cancelled."""
     opportunity = visible(request, pk)
+    close = opportunity.complete_activity if done else opportunity.cancel_activity
     try:
-        opportunity.cancel_activity(activity, by=request.user)
+        close(activity, by=request.user)
     except ChangeRefused as refusal:
         return refused(request, opportunity, refusal)
-    return done(request, opportunity, _("Cancelled."))
+    return changed(request, opportunity, _("Marked done.") if done else _("Cancelled."))
 
 
 @require_GET

@@ -25,6 +25,8 @@ import pipeline.forms
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
 from forecasting.models import Target
 from pipeline.models import (
+    Activity,
+    ActivityRule,
     ClosePlan,
     ClosePlanEvent,
     ClosePlanStep,
@@ -49,6 +51,7 @@ from tests.factories import (
     UserFactory,
     advance,
     make_cast,
+    plan_call,
     satisfy_gate,
 )
 
@@ -57,7 +60,7 @@ pytestmark = pytest.mark.django_db
 WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember,
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
            Team, User, Target, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
-           ClosePlanStep, ShareLink, ClosePlanEvent]
+           ClosePlanStep, ShareLink, ClosePlanEvent, Activity, ActivityRule]
 
 
 def app_routes() -> list[str]:
@@ -125,6 +128,8 @@ def world(client) -> World:
                  dead_reason=DeadReason.NO_BUDGET)
     opportunities.append(dead)
     opportunities.append(OpportunityFactory())  # another team's
+    for kind in ("meeting", "call"):  # to mark done, cancel, or download
+        plan_call(opportunities[1], by=cast.rep, kind=kind)
     archived = ContactFactory(account=opportunities[1].account)
     archived.archived_at = archived.account.created_at
     archived.save()

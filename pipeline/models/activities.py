@@ -19,6 +19,9 @@ from pipeline.models.refusals import TEXT_LENGTH, ChangeForbidden, InvalidChange
 # A done activity may be logged a moment ahead of the server's clock (the form has
 # minutes, the clock seconds), not more.
 CLOCK_SLACK = timedelta(minutes=5)
+# How far ahead an activity may be planned: further is a typo, and a date near the end
+# of the calendar would overflow its end time.
+HORIZON = timedelta(days=10 * 365)
 # What OpportunityQuerySet.with_next_activity annotates; a change reads them afresh.
 ACTIVITY_ANNOTATIONS = ("next_activity_at", "next_activity_kind", "conversation_ahead")
 
@@ -159,6 +162,8 @@ class Activities:
         notes = within_limit((notes or "").strip(), gettext("The notes"))
         if not 1 <= int(minutes) <= 24 * 60:
             raise InvalidChange(gettext("An activity lasts between 1 minute and a day."))
+        if at.year < 1900 or at > now + HORIZON:
+            raise InvalidChange(gettext("Choose a time between 1900 and ten years from now."))
         if done and at > now + CLOCK_SLACK:
             raise InvalidChange(gettext("An activity done cannot lie in the future; log it "
                                         "as planned."))
@@ -180,24 +185,20 @@ class Activities:
 
     def complete_activity(self, activity_id: int, *, by: User) -> Activity:
         """A planned activity took place. One completed before its time took place now."""
-        now = timezone.now()
-        with transaction.atomic():
-            locked = self._lock_for_activity(by)
-            activity = locked._planned_activity(activity_id)
-            activity.status = ActivityStatus.DONE
-            activity.at = min(activity.at, now)
-            activity.closed_at, activity.closed_by = now, by
-            activity.save()
-        self._forget_annotations()
-        return activity
+        return self._close_activity(activity_id, ActivityStatus.DONE, by)
 
     def cancel_activity(self, activity_id: int, *, by: User) -> Activity:
         """A planned activity will not take place; the row stays, marked cancelled."""
+        return self._close_activity(activity_id, ActivityStatus.CANCELLED, by)
+
+    def _close_activity(self, activity_id: int, status: ActivityStatus, by: User) -> Activity:
         now = timezone.now()
         with transaction.atomic():
             locked = self._lock_for_activity(by)
             activity = locked._planned_activity(activity_id)
-            activity.status = ActivityStatus.CANCELLED
+            activity.status = status
+            if status == ActivityStatus.DONE:
+                activity.at = min(activity.at, now)
             activity.closed_at, activity.closed_by = now, by
             activity.save()
         self._forget_annotations()

@@ -18,30 +18,19 @@ from pipeline.models import (
     count_progress,
 )
 from pipeline.process import CRITERIA, Stage
-from tests.clock import Clock
+from tests.clock import MOMENT
 from tests.factories import (
     BdrFactory,
     ContactFactory,
     OpportunityFactory,
-    make_cast,
     plan_call,
     satisfy_gate,
 )
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 5, 4, 8, 30, tzinfo=UTC)
+NOW = MOMENT
 NEXT_CALL = CRITERIA["identifying.next_call_scheduled"]
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    return Clock(monkeypatch, NOW)
-
-
-@pytest.fixture
-def cast():
-    return make_cast()
 
 
 @pytest.fixture
@@ -91,6 +80,9 @@ def test_logging_an_activity_leaves_the_opportunity_version_alone(deal, cast):
     ({"minutes": 0}, "An activity lasts between 1 minute and a day."),
     ({"minutes": 24 * 60 + 1}, "An activity lasts between 1 minute and a day."),
     ({"at": NOW}, "A planned activity lies ahead; log one that took place as done."),
+    ({"at": NOW + timedelta(days=3651)}, "Choose a time between 1900 and ten years from now."),
+    ({"at": datetime(1899, 12, 31, tzinfo=UTC), "done": True},
+     "Choose a time between 1900 and ten years from now."),
     ({"at": NOW + timedelta(minutes=6), "done": True},
      "An activity done cannot lie in the future; log it as planned."),
 ])

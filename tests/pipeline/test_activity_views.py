@@ -9,22 +9,12 @@ import pytest
 
 from pipeline.models import Activity, ActivityStatus, Opportunity
 from pipeline.process import Stage
-from tests.clock import Clock
-from tests.factories import ContactFactory, OpportunityFactory, make_cast, plan_call
+from tests.clock import MOMENT
+from tests.factories import ContactFactory, OpportunityFactory, plan_call
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 5, 4, 8, 30, tzinfo=UTC)  # the app's time zone is UTC
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    return Clock(monkeypatch, NOW)
-
-
-@pytest.fixture
-def cast():
-    return make_cast()
+NOW = MOMENT  # 08:30 UTC, the app's time zone
 
 
 @pytest.fixture

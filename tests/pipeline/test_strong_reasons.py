@@ -2,7 +2,7 @@
 pool"): work with the customer, and an amount that doubled. Each extends the deadline once
 per stage visit, logged with its reason, and the manager hears of it. Time is frozen."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,24 +17,14 @@ from pipeline.models import (
 )
 from pipeline.process import Stage
 from pipeline.tasks import park_overdue_opportunities, warn_owners_of_deadlines
-from tests.clock import Clock
-from tests.factories import OpportunityFactory, advance, make_cast
+from tests.clock import MOMENT
+from tests.factories import OpportunityFactory, advance
 
 pytestmark = pytest.mark.django_db
 
-ENTERED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ENTERED = MOMENT
 DEADLINE = ENTERED + timedelta(days=30)  # Discovering's default timeout
 SWEEP = DEADLINE + timedelta(minutes=1)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    return Clock(monkeypatch, ENTERED)
-
-
-@pytest.fixture
-def cast():
-    return make_cast()
 
 
 @pytest.fixture
@@ -82,7 +72,7 @@ def test_two_done_calls_or_meetings_in_14_days_extend_an_overdue_deadline_by_14_
     assert told.subject == "Initech payroll got more time"
     assert told.body == (
         "The deadline of “Initech payroll” in Discovering Problems, Impacts & Goals moved by "
-        "14 days to 2026-04-15 09:00: 2 calls or meetings with the customer in the last 14 "
+        "14 days to 2026-06-17 08:30: 2 calls or meetings with the customer in the last 14 "
         "days.")
     assert not cast.other_manager.notifications.exists()
     assert not StageChange.objects.filter(opportunity=deal, to_stage=Stage.DEAD).exists()
@@ -309,3 +299,28 @@ def test_the_page_shows_an_extension_the_system_granted(client, clock, cast, dea
     html = client.get(f"/opportunities/{deal.pk}/").content.decode()
     assert ("30 more days for amount doubled: “The amount grew from 50,000.00 to 100,000.00 "
             "EUR since the stage was entered.”") in html
+
+
+# --- sales ops keep the rule ---
+
+
+def rule_change(client, user) -> int:
+    user.is_staff = True  # so the admin answers with the role's verdict, not a login
+    user.save()
+    client.force_login(user)
+    return client.post("/admin/pipeline/activityrule/1/change/", {
+        "conversations": 3, "within_days": 10, "extension_days": 7}).status_code
+
+
+def test_sales_ops_change_the_activity_rule_in_the_admin(client, cast):
+    assert rule_change(client, cast.sales_ops) == 302
+    rule = ActivityRule.current()
+    assert (rule.conversations, rule.within_days, rule.extension_days, rule.updated_by) == (
+        3, 10, 7, cast.sales_ops)
+
+
+@pytest.mark.parametrize("who", ["rep", "manager", "bdr"])
+def test_nobody_else_changes_the_activity_rule(client, cast, who):
+    assert rule_change(client, getattr(cast, who)) == 403
+    rule = ActivityRule.current()
+    assert (rule.conversations, rule.within_days, rule.extension_days) == (2, 14, 14)
