@@ -527,18 +527,14 @@ def card(opportunity: Opportunity, user, now) -> dict:
         "order_rejected": labels["order_rejected"] if opportunity.stage == Stage.FINALIZING
         and (order := opportunity.current_purchase_order()) is not None
         and order.outcome == Outcome.REJECTED else "",
-        **next_activity_text(opportunity, labels, language, now),
+        **next_activity_text(opportunity, labels),
     }
 
 
-def next_activity_text(opportunity: Opportunity, labels: dict, language: str, now) -> dict:
+def next_activity_text(opportunity: Opportunity, labels: dict) -> dict:
     """The card's next planned activity ("Meeting 12/8/26 10:00"), or, on an open
     opportunity, the mark that none is planned. Board cards bring it annotated."""
-    if "next_activity_at" in opportunity.__dict__:
-        at, kind = opportunity.next_activity_at, opportunity.next_activity_kind
-    else:  # a single card after a change: one query
-        planned = opportunity.next_planned_activity(now)
-        at, kind = (planned.at, planned.kind) if planned else (None, None)
+    at, kind = opportunity.next_planned()
     if at is None:
         worked = opportunity.is_open and opportunity.stage != Stage.PENDING
         return {"next_activity": "", "no_activity": labels["no_activity"] if worked else ""}

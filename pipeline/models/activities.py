@@ -132,18 +132,26 @@ class Activities:
         The one question every view asks, so the dead pool can widen it in one place."""
         return self.can_edit(user)
 
-    def next_planned_activity(self, now: datetime | None = None) -> Activity | None:
-        """The soonest planned activity still ahead, or None."""
-        return (self.activities.planned_ahead(now or timezone.now())
-                .order_by("at", "pk").first())
+    def next_planned(self) -> tuple[datetime | None, str | None]:
+        """When the soonest activity still ahead is planned, and its kind; (None, None)
+        when nothing is planned."""
+        self._read_planned_ahead()
+        return self.next_activity_at, self.next_activity_kind
 
     def has_conversation_ahead(self) -> bool:
-        """A call or meeting is planned in the future (stage 1's "next call is scheduled").
-        Board cards bring it annotated (OpportunityQuerySet.cards)."""
-        if "conversation_ahead" in self.__dict__:
-            return self.conversation_ahead
-        return self.activities.planned_ahead(timezone.now()).filter(
-            kind__in=CONVERSATIONS).exists()
+        """A call or meeting is planned in the future (stage 1's "next call is scheduled")."""
+        self._read_planned_ahead()
+        return self.conversation_ahead
+
+    def _read_planned_ahead(self) -> None:
+        """What is planned ahead, in one query, once per instance (reload() forgets it);
+        board cards bring it annotated (OpportunityQuerySet.with_next_activity)."""
+        if all(name in self.__dict__ for name in ACTIVITY_ANNOTATIONS):
+            return
+        planned = list(self.activities.planned_ahead(timezone.now()).order_by("at", "pk")
+                       .values_list("at", "kind"))
+        self.next_activity_at, self.next_activity_kind = planned[0] if planned else (None, None)
+        self.conversation_ahead = any(kind in CONVERSATIONS for _at, kind in planned)
 
     def log_activity(self, *, by: User, kind: str, at: datetime, subject: str,
                      notes: str = "", contacts=(), done: bool = False,

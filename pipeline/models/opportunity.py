@@ -231,7 +231,8 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
             else:
                 setattr(self, field.attname, getattr(saved, field.attname))
         self._update_initial_state()
-        for name in ("active_ticks", "prefetched_committee"):
+        # A move changes no activity: what the locked row read of them still holds.
+        for name in ("active_ticks", "prefetched_committee", *ACTIVITY_ANNOTATIONS):
             if name in saved.__dict__:
                 self.__dict__[name] = saved.__dict__[name]
             else:
@@ -239,8 +240,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         # A move may have agreed the offer (an UPDATE, not this object) or reopened it:
         # it and the order are read again. The plan it read under its lock is current,
         # withdrawn acceptances included, so the card needs no query of its own for it.
-        for name in ("_current_order", "_close_plan_accepted", "_overdue_steps",
-                     *ACTIVITY_ANNOTATIONS):
+        for name in ("_current_order", "_close_plan_accepted", "_overdue_steps"):
             self.__dict__.pop(name, None)
         if Opportunity.offer.related.is_cached(self):
             Opportunity.offer.related.delete_cached_value(self)
