@@ -22,7 +22,8 @@ CLOCK_SLACK = timedelta(minutes=5)
 # How far ahead an activity may be planned: further is a typo, and a date near the end
 # of the calendar would overflow its end time.
 HORIZON = timedelta(days=10 * 365)
-# What OpportunityQuerySet.with_next_activity annotates; a change reads them afresh.
+# What a card knows of what is planned (queries.read_planned_activities, or
+# Activities._read_planned_ahead for one opportunity); a change reads them afresh.
 ACTIVITY_ANNOTATIONS = ("next_activity_at", "next_activity_kind", "conversation_ahead")
 
 
@@ -145,7 +146,7 @@ class Activities:
 
     def _read_planned_ahead(self) -> None:
         """What is planned ahead, in one query, once per instance (reload() forgets it);
-        board cards bring it annotated (OpportunityQuerySet.with_next_activity)."""
+        a board's cards bring it read for all of them (queries.read_planned_activities)."""
         if all(name in self.__dict__ for name in ACTIVITY_ANNOTATIONS):
             return
         planned = list(self.activities.planned_ahead(timezone.now()).order_by("at", "pk")

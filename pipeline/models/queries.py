@@ -161,21 +161,8 @@ class OpportunityQuerySet(models.QuerySet):
 
     def cards(self) -> OpportunityQuerySet:
         """What a card shows and nothing more (its progress comes from count_progress):
-        the unused columns of three tables cost as much to fetch as the rest of a column.
-        The next planned activity comes annotated, off the activities' index."""
-        return self.select_related("account", "owner").only(*CARD_FIELDS).with_next_activity()
-
-    def with_next_activity(self, now: datetime | None = None) -> OpportunityQuerySet:
-        """Annotate when the next planned activity is and its kind (None when none is
-        planned), and whether a call or meeting is planned ahead (stage 1's criterion)."""
-        ahead = Activity.objects.filter(opportunity=OuterRef("pk")).planned_ahead(
-            now or timezone.now())
-        next_one = ahead.order_by("at", "pk")
-        return self.annotate(
-            next_activity_at=Subquery(next_one.values("at")[:1]),
-            next_activity_kind=Subquery(next_one.values("kind")[:1]),
-            conversation_ahead=models.Exists(ahead.filter(kind__in=CONVERSATIONS)),
-        )
+        the unused columns of three tables cost as much to fetch as the rest of a column."""
+        return self.select_related("account", "owner").only(*CARD_FIELDS)
 
     def company_totals(self) -> Totals:
         """Sum of amounts in the company currency, and what could not be converted."""
@@ -232,7 +219,25 @@ def count_progress(cards: list[Opportunity]) -> list[Opportunity]:
     for card in cards:
         card._current_order = latest.get(card.pk)
     count_plans(cards)
+    read_planned_activities(cards)
     return cards
+
+
+def read_planned_activities(cards: list[Opportunity]) -> None:
+    """Each card's next planned activity, and whether a call or meeting lies ahead (stage
+    1's criterion), from one query however many cards. Subqueries in the column's own
+    query cost more than the rest of it: PostgreSQL computes them for every row it sorts,
+    before the LIMIT (docs/decisions.md)."""
+    planned: dict[int, list[tuple]] = {card.pk: [] for card in cards}
+    rows = (Activity.objects.filter(opportunity_id__in=planned)
+            .planned_ahead(timezone.now()).order_by("opportunity_id", "at", "pk")
+            .values_list("opportunity_id", "at", "kind"))
+    for pk, at, kind in rows:
+        planned[pk].append((at, kind))
+    for card in cards:
+        ahead = planned[card.pk]
+        card.next_activity_at, card.next_activity_kind = ahead[0] if ahead else (None, None)
+        card.conversation_ahead = any(kind in CONVERSATIONS for _at, kind in ahead)
 
 
 def count_plans(cards: list[Opportunity]) -> None:

@@ -251,12 +251,12 @@ def test_the_board_counts_the_derived_criterion_as_the_gate_does(deal, cast):
 # --- the card ---
 
 
-def test_the_card_brings_its_next_planned_activity_annotated(clock, deal, cast):
+def test_the_cards_read_their_next_planned_activity_in_bulk(clock, deal, cast):
     plan_call(deal, by=cast.rep, kind=ActivityKind.EMAIL, at=NOW + timedelta(days=4))
     plan_call(deal, by=cast.rep, kind=ActivityKind.MEETING, at=NOW + timedelta(days=2))
     past = plan_call(deal, by=cast.rep, at=NOW + timedelta(minutes=30))
     clock.advance(hours=1)  # the call planned for half an hour ago is not "next" any more
-    card = Opportunity.objects.cards().get(pk=deal.pk)
+    [card] = count_progress([Opportunity.objects.cards().get(pk=deal.pk)])
     assert (card.next_activity_at, card.next_activity_kind, card.conversation_ahead) == (
         NOW + timedelta(days=2), "meeting", True)
     assert past.status == ActivityStatus.PLANNED
