@@ -22,7 +22,7 @@ from forecasting.coverage import as_of, converted, previous_quarters
 from forecasting.models import Quota
 from forecasting.rollups import quarter_forecast, rates_in_force
 from pipeline.models import Opportunity, Via
-from pipeline.process import ForecastCategory, Stage, category_stages
+from pipeline.process import PROCESS, ForecastCategory, Stage
 
 THOUSAND = Decimal(1000)
 # How each rep's call departs from the system's figures, by their place in the team.
@@ -94,24 +94,32 @@ def call_moments(year: int, quarter: int, now: datetime) -> list[datetime]:
     return weekly or [now - timedelta(minutes=1)]
 
 
-def system_at(opportunities, year: int, quarter: int, moment: datetime, rates
-              ) -> tuple[Decimal, Decimal]:
-    """(Commit, Best Case) as a call counts them, as the history says they stood at
-    `moment`: won in the quarter by then, plus the open deals of each category."""
+def system_at(reps: list[User], year: int, quarter: int, moment: datetime, rates
+              ) -> dict[int, tuple[Decimal, Decimal]]:
+    """Each rep's (Commit, Best Case) as a call counts them, as the history says they
+    stood at `moment`: won in the quarter by then, plus the open deals of each category.
+    Two grouped queries for all the reps."""
     start, _end = fiscal_quarter_moments(year, quarter)
     first, after = fiscal_quarter_bounds(year, quarter)
-    won = converted(opportunities.filter(stage=Stage.CLOSED, stage_entered_at__gte=start,
-                                         stage_entered_at__lt=moment)
-                    .order_by().values_list("currency").annotate(Sum("amount")), rates)
-    then = as_of(opportunities.filter(created_at__lt=moment), moment).filter(
-        close_date_then__gte=first, close_date_then__lt=after)
-
-    def category_sum(category: ForecastCategory) -> Decimal:
-        return converted(then.filter(stage_then__in=category_stages(category)).order_by()
-                         .values_list("currency_then").annotate(Sum("amount_then")), rates)
-
-    commit = won + category_sum(ForecastCategory.COMMIT)
-    return commit, commit + category_sum(ForecastCategory.BEST_CASE)
+    opportunities = Opportunity.objects.filter(owner__in=reps)
+    sums = {rep.pk: {"won": Decimal(0), ForecastCategory.COMMIT: Decimal(0),
+                     ForecastCategory.BEST_CASE: Decimal(0)} for rep in reps}
+    for owner, currency, amount in (
+            opportunities.filter(stage=Stage.CLOSED, stage_entered_at__gte=start,
+                                 stage_entered_at__lt=moment)
+            .order_by().values_list("owner_id", "currency").annotate(Sum("amount"))):
+        sums[owner]["won"] += converted([(currency, amount)], rates)
+    for owner, stage, currency, amount in (
+            as_of(opportunities.filter(created_at__lt=moment), moment)
+            .filter(close_date_then__gte=first, close_date_then__lt=after)
+            .order_by().values_list("owner_id", "stage_then", "currency_then")
+            .annotate(Sum("amount_then"))):
+        category = PROCESS[Stage(stage)].category
+        if category in sums[owner]:
+            sums[owner][category] += converted([(currency, amount)], rates)
+    return {pk: (rep_sums["won"] + rep_sums[ForecastCategory.COMMIT],
+                 rep_sums["won"] + rep_sums[ForecastCategory.COMMIT]
+                 + rep_sums[ForecastCategory.BEST_CASE]) for pk, rep_sums in sums.items()}
 
 
 def called_for(system: tuple[Decimal, Decimal], quota: Decimal, habit: Decimal
@@ -129,14 +137,15 @@ def make_calls(reps: list[User], now: datetime) -> int:
     past, current, _following = demo_quarters(timezone.localdate(now))
     quotas = {(quota.rep_id, quota.fiscal_year, quota.quarter): quota.amount
               for quota in Quota.objects.filter(rep__in=reps)}
+    managers = {rep.pk: manager_of(rep) for rep in reps}
     calls = []
     for year, quarter in [*past, current]:
         for moment in call_moments(year, quarter, now):
             team_calls: dict[int, list[Decimal]] = {}
+            systems = system_at(reps, year, quarter, moment, rates)
             for place, rep in enumerate(reps):
                 habit = HABITS[place % len(HABITS)]
-                system = system_at(Opportunity.objects.filter(owner=rep), year, quarter,
-                                   moment, rates)
+                system = systems[rep.pk]
                 called = called_for(system, quotas.get((rep.pk, year, quarter),
                                                        SMALLEST_QUOTA), habit)
                 common = {"rep": rep, "team_id": rep.team_id, "fiscal_year": year,
@@ -145,7 +154,7 @@ def make_calls(reps: list[User], now: datetime) -> int:
                 calls.append(ForecastCall(kind=CallKind.REP, commit=called[0],
                                           best_case=called[1], made_by=rep, made_at=moment,
                                           note="Weekly call.", **common))
-                manager = manager_of(rep)
+                manager = managers[rep.pk]
                 if manager is None:
                     continue
                 if habit == ADJUSTED_HABIT:
