@@ -16,6 +16,7 @@ env: $(UV)
 run: env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py seed_forecast --if-empty
 	@echo "Progression: http://127.0.0.1:$(PORT)/  (demo logins above; password for all: see README)"
 	PORT=$(PORT) .venv/bin/honcho -f crm/Procfile -d . start
 

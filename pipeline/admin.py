@@ -27,6 +27,8 @@ from crm.admin import (
 )
 from crm.models import Account, ExchangeRate, Role, User
 from pipeline.models import (
+    Activity,
+    ActivityRule,
     ChangeRefused,
     ClosePlan,
     ClosePlanEvent,
@@ -272,9 +274,9 @@ class CommitteeMemberAdmin(OpportunityHistoryAdmin):
 
 @admin.register(DeadlineExtension)
 class DeadlineExtensionAdmin(OpportunityHistoryAdmin):
-    list_display = ("opportunity", "stage", "days", "previous_deadline", "new_deadline",
+    list_display = ("opportunity", "stage", "kind", "days", "previous_deadline", "new_deadline",
                     "granted_by", "granted_at")
-    list_filter = ("stage",)
+    list_filter = ("stage", "kind")
     list_select_related = ("opportunity", "granted_by")
     search_fields = ("opportunity__name", "reason")
 
@@ -294,6 +296,26 @@ class DeadPoolClaimAdmin(OpportunityHistoryAdmin):
 class StageTimeoutAdmin(SalesOpsConfigurationAdmin):
     list_display = ("stage", "days", "updated_at", "updated_by")
     list_select_related = ("updated_by",)
+
+
+@admin.register(ActivityRule)
+class ActivityRuleAdmin(SalesOpsConfigurationAdmin):
+    """The one activity rule: sales ops change its numbers; a second row has no meaning."""
+
+    list_display = ("__str__", "extension_days", "updated_at", "updated_by")
+    list_select_related = ("updated_by",)
+
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and not ActivityRule.objects.exists()
+
+
+@admin.register(Activity)
+class ActivityAdmin(OpportunityHistoryAdmin):
+    list_display = ("opportunity", "kind", "status", "at", "subject", "logged_by")
+    list_filter = ("kind", "status")
+    list_select_related = ("opportunity", "logged_by")
+    search_fields = ("opportunity__name", "subject")
+    date_hierarchy = "at"
 
 
 

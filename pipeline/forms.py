@@ -16,6 +16,8 @@ from crm.models import (
 )
 from pipeline.models import (
     TEXT_LENGTH,
+    Activity,
+    ActivityKind,
     HandoffTask,
     InvalidChange,
     Offer,
@@ -146,6 +148,29 @@ class ContactChoiceForm(forms.Form):
         ):
             raise forms.ValidationError(_("Choose a contact or give a first and last name."))
         return cleaned
+
+
+class ActivityForm(forms.Form):
+    """A call, meeting or e-mail to log: when, with whom, about what, planned or done."""
+
+    kind = forms.ChoiceField(label=_("Kind"), choices=ActivityKind.choices)
+    status = forms.ChoiceField(label=_("Status"), choices=[
+        ("planned", _("Planned")), ("done", _("Done"))])
+    at = forms.DateTimeField(label=_("When"), widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    minutes = forms.IntegerField(label=_("Minutes"), min_value=1, max_value=24 * 60,
+                                 initial=Activity.DEFAULT_MINUTES)
+    subject = forms.CharField(label=_("Subject"), max_length=200,
+                              validators=[validate_single_line])
+    contacts = forms.ModelMultipleChoiceField(label=_("With"), required=False,
+                                              queryset=Contact.objects.none(),
+                                              widget=forms.CheckboxSelectMultiple)
+    notes = forms.CharField(label=_("Notes"), max_length=TEXT_LENGTH, required=False,
+                            widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, account: Account, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contacts"].queryset = account.contacts.filter(archived_at__isnull=True)
 
 
 class ExtensionForm(forms.Form):

@@ -80,6 +80,11 @@ def committee_confirmed_preferred_vendor(opportunity: Opportunity) -> bool:
     return members > 0 and unconfirmed == 0
 
 
+def next_call_scheduled(opportunity: Opportunity) -> bool:
+    """A call or meeting with the customer is planned in the future (an activity)."""
+    return opportunity.has_conversation_ahead()
+
+
 def close_plan_accepted(opportunity: Opportunity) -> bool:
     return opportunity.has_accepted_close_plan()
 
@@ -113,7 +118,8 @@ PROCESS: dict[Stage, StageRule] = {
                     _("The customer's problem or project is described")),
             _ticked("identifying.detail_sessions_committed",
                     _("The customer committed to one to three further detail sessions")),
-            _ticked("identifying.next_call_scheduled", _("The next call is scheduled")),
+            _derived("identifying.next_call_scheduled", _("The next call is scheduled"),
+                     next_call_scheduled),
         ),
     ),
     Stage.DISCOVERING: StageRule(

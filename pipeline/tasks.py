@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 from celery import shared_task
 from django.utils import timezone
 
-from pipeline.models import Opportunity
+from pipeline.models import ActivityRule, Opportunity
 
 logger = logging.getLogger(__name__)
 
@@ -12,11 +12,26 @@ logger = logging.getLogger(__name__)
 @shared_task
 def park_overdue_opportunities() -> int:
     """Park every opportunity past its stage deadline, in batches; safe to run twice at
-    once and to run again after a crash. How many were parked."""
-    parked, failed = Opportunity.park_overdue(timezone.now())
+    once and to run again after a crash. How many were parked.
+
+    Strong reasons (customer activity, a doubled amount) are judged first: an
+    opportunity that earned an extension is no longer overdue."""
+    now = timezone.now()
+    extend_for_strong_reasons(now)
+    parked, failed = Opportunity.park_overdue(now)
     if failed:
         logger.error("Failed parking %d opportunities; %d done", len(failed), parked)
     return parked
+
+
+def extend_for_strong_reasons(now) -> int:
+    """Give each overdue opportunity the extensions its strong reasons earned, before
+    parking; how many got one."""
+    rule = ActivityRule.current()
+    candidates = Opportunity.may_have_strong_reasons(now, rule).values_list("pk", flat=True)
+    return each_opportunity(list(candidates),
+                            lambda pk: Opportunity.extend_if_earned(pk, now, rule),
+                            doing="extending the deadline of")
 
 
 @shared_task

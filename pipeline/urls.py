@@ -1,6 +1,13 @@
 from django.urls import path
 
-from pipeline import account_views, dead_pool_views, order_views, plan_views, views
+from pipeline import (
+    account_views,
+    activity_views,
+    dead_pool_views,
+    order_views,
+    plan_views,
+    views,
+)
 
 app_name = "pipeline"
 urlpatterns = [
@@ -24,6 +31,14 @@ urlpatterns = [
          name="committee_member_remove"),
     path("opportunities/<int:pk>/committee/confirm/", views.committee_member_confirm,
          name="committee_member_confirm"),
+    path("opportunities/<int:pk>/activities/", activity_views.activity_create,
+         name="activity_create"),
+    path("opportunities/<int:pk>/activities/<int:activity>/done/",
+         activity_views.activity_complete, name="activity_complete"),
+    path("opportunities/<int:pk>/activities/<int:activity>/cancel/",
+         activity_views.activity_cancel, name="activity_cancel"),
+    path("opportunities/<int:pk>/activities/<int:activity>/meeting.ics",
+         activity_views.activity_calendar, name="activity_calendar"),
     path("opportunities/<int:pk>/offer/", order_views.offer_edit, name="offer_edit"),
     path("opportunities/<int:pk>/offer/lines/", order_views.offer_line_add,
          name="offer_line_add"),

@@ -30,6 +30,7 @@ from crm.models import (
     fiscal_quarter_bounds,
     fiscal_quarters_around,
 )
+from pipeline.activity_views import activity_section
 from pipeline.forms import (
     BoardFilterForm,
     ContactChoiceForm,
@@ -39,6 +40,7 @@ from pipeline.forms import (
     TickForm,
 )
 from pipeline.models import (
+    ActivityKind,
     ChangeForbidden,
     ChangeRefused,
     Conflict,
@@ -115,6 +117,7 @@ def detail_context(request, opportunity: Opportunity, up_to: Stage | None = None
         and opportunity.can_edit(user),
         "may_review": opportunity.stage == Stage.PENDING
         and user.reviews_orders,
+        **activity_section(request, opportunity),
         **extra,
     }
 
@@ -518,7 +521,19 @@ def card(opportunity: Opportunity, user, now) -> dict:
         "order_rejected": labels["order_rejected"] if opportunity.stage == Stage.FINALIZING
         and (order := opportunity.current_purchase_order()) is not None
         and order.outcome == Outcome.REJECTED else "",
+        **next_activity_text(opportunity, labels),
     }
+
+
+def next_activity_text(opportunity: Opportunity, labels: dict) -> dict:
+    """The card's next planned activity ("Meeting 12/8/26 10:00"), or, on an open
+    opportunity, the mark that none is planned. Board cards bring it annotated."""
+    at, kind = opportunity.next_planned()
+    if at is None:
+        worked = opportunity.is_open and opportunity.stage != Stage.PENDING
+        return {"next_activity": "", "no_activity": labels["no_activity"] if worked else ""}
+    when = date_format(timezone.localtime(at), "SHORT_DATETIME_FORMAT")
+    return {"next_activity": f"{labels[kind]} {when}", "no_activity": ""}
 
 
 def overdue_steps_text(opportunity: Opportunity) -> str:
@@ -556,6 +571,8 @@ def card_labels(language: str) -> dict[str, str]:
         "move_to": _("Move to…"),
         "order_rejected": _("Order rejected"),
         **{flag: str(flag.label) for flag in HygieneFlag},
+        **{key: str(label) for key, label in ActivityKind.choices},
+        "no_activity": _("Nothing planned"),
     }
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from crm.models import Account, Contact, ExchangeRate, Notification, Role, Team, User
 from pipeline.models import (
+    ActivityKind,
     ClosePlan,
     CommitteeMember,
     CriterionTick,
@@ -136,6 +137,8 @@ def satisfy_gate(opportunity: Opportunity, stage: Stage | None = None, *, by=Non
             continue
         if criterion.kind == CriterionKind.TICKED:
             opportunity.tick(criterion.key, by=by, note="evidence on file")
+        elif criterion.key == "identifying.next_call_scheduled":
+            plan_call(opportunity, by=by)
         elif criterion.key == "validating.champion_confirmed":
             contact = ContactFactory(account=opportunity.account)
             opportunity.name_champion(contact, by=by)
@@ -167,6 +170,15 @@ PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 def a_pdf(name: str = "order.pdf", content: bytes = PDF) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type="application/pdf")
+
+
+def plan_call(opportunity: Opportunity, *, by=None, days_ahead: int = 3, **details):
+    """Plan a call with the customer `days_ahead` days from now."""
+    return opportunity.log_activity(
+        by=by or opportunity.owner, kind=details.pop("kind", ActivityKind.CALL),
+        at=details.pop("at", timezone.now() + timedelta(days=days_ahead)),
+        subject=details.pop("subject", "Detail session"), **details,
+    )
 
 
 def accept_close_plan(opportunity: Opportunity, *, by=None) -> ClosePlan:

@@ -26,6 +26,8 @@ import pipeline.forms
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
+    Activity,
+    ActivityRule,
     ClosePlan,
     ClosePlanEvent,
     ClosePlanStep,
@@ -50,6 +52,7 @@ from tests.factories import (
     UserFactory,
     advance,
     make_cast,
+    plan_call,
     satisfy_gate,
 )
 
@@ -58,7 +61,8 @@ pytestmark = pytest.mark.django_db
 WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember,
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
            Team, User, Target, Quota, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
-           ClosePlanStep, ShareLink, ClosePlanEvent, ForecastCall, Snapshot, SnapshotRow]
+           ClosePlanStep, ShareLink, ClosePlanEvent, ForecastCall, Snapshot, SnapshotRow,
+           Activity, ActivityRule]
 
 
 def app_routes() -> list[str]:
@@ -127,6 +131,8 @@ def world(client) -> World:
                  dead_reason=DeadReason.NO_BUDGET)
     opportunities.append(dead)
     opportunities.append(OpportunityFactory())  # another team's
+    for kind in ("meeting", "call"):  # to mark done, cancel, or download
+        plan_call(opportunities[1], by=cast.rep, kind=kind)
     archived = ContactFactory(account=opportunities[1].account)
     archived.archived_at = archived.account.created_at
     archived.save()

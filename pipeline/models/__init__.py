@@ -5,12 +5,16 @@
 - `timeouts`: stage timeouts, extensions, the sweeps' claims;
 - `parking`: the timeout sweep parking overdue opportunities in batches;
 - `dead_pool`: BDRs' claims on dead opportunities, and where a reopened one returns;
+- `activities`: calls, meetings and e-mails with the customer, planned or done;
+- `extensions`: the strong reasons (customer activity, a doubled amount) that extend a
+  deadline once per stage visit, and sales ops' activity rule;
 - `history`: stage changes and field changes, append-only;
 - `hygiene`: the flags on forecast entries a manager should question;
 - `queries`: visibility, the board's filters and columns, totals;
 - `refusals`, `choices`, `contacts`: what the others share.
 """
 
+from pipeline.models.activities import Activity, ActivityKind, ActivityStatus
 from pipeline.models.checklist import CommitteeMember, CriterionTick
 from pipeline.models.choices import OpportunityType, Source, Via
 from pipeline.models.close_plans import (
@@ -22,6 +26,7 @@ from pipeline.models.close_plans import (
 )
 from pipeline.models.contacts import archive_contact
 from pipeline.models.dead_pool import DeadPoolClaim
+from pipeline.models.extensions import ActivityRule
 from pipeline.models.history import FieldChange, StageChange
 from pipeline.models.hygiene import HygieneFlag
 from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
@@ -51,9 +56,10 @@ from pipeline.models.refusals import (
     InvalidChange,
     within_limit,
 )
-from pipeline.models.timeouts import DeadlineExtension, StageTimeout
+from pipeline.models.timeouts import DeadlineExtension, ExtensionKind, StageTimeout
 
 __all__ = [
+    "Activity", "ActivityKind", "ActivityRule", "ActivityStatus", "ExtensionKind",
     "CARD_FIELDS", "ChangeForbidden", "ChangeRefused", "ClosePlan", "ClosePlanEvent",
     "ClosePlanStep", "CommitteeMember", "Conflict", "ContactInUse", "CriterionTick",
     "DeadPoolClaim", "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind",

@@ -199,6 +199,7 @@ class Offering:
         if offer.current_lines() and total != self.amount:
             self._record_field_change("amount", self.amount, total, by, Via.PAGE, now)
             self.amount = total
+            self._extend_if_doubled(now)
         self._touch(by, now)
         self.save()
 

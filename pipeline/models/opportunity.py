@@ -25,10 +25,12 @@ from crm.models import (
     validate_currency_code,
     validate_single_line,
 )
+from pipeline.models.activities import ACTIVITY_ANNOTATIONS, Activities
 from pipeline.models.checklist import Checklist
 from pipeline.models.choices import OpportunityType, Source, Via
 from pipeline.models.close_plans import Planning
 from pipeline.models.dead_pool import DeadPool
+from pipeline.models.extensions import StrongReasons
 from pipeline.models.history import FieldChange, StageChange, _as_text, move_message
 from pipeline.models.hygiene import Hygiene
 from pipeline.models.offers import Offering
@@ -57,7 +59,8 @@ from pipeline.process import (
 
 
 class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts, Hygiene,
-                  Parking, DeadPool, ConcurrentTransitionMixin, models.Model):
+                  Parking, DeadPool, Activities, StrongReasons, ConcurrentTransitionMixin,
+                  models.Model):
 
     """A deal being worked through the process; its stage changes only through move_to."""
 
@@ -201,7 +204,8 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
         """Re-read the row and forget what was prefetched with it."""
         self.refresh_from_db()
         for name in ("active_ticks", "prefetched_committee", "_current_order",
-                     "_close_plan_accepted", "_overdue_steps", *self.POOL_CACHES):
+                     "_close_plan_accepted", "_overdue_steps", *self.POOL_CACHES,
+                     *ACTIVITY_ANNOTATIONS):
             self.__dict__.pop(name, None)
 
     def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
@@ -241,7 +245,8 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
             else:
                 setattr(self, field.attname, getattr(saved, field.attname))
         self._update_initial_state()
-        for name in ("active_ticks", "prefetched_committee"):
+        # A move changes no activity: what the locked row read of them still holds.
+        for name in ("active_ticks", "prefetched_committee", *ACTIVITY_ANNOTATIONS):
             if name in saved.__dict__:
                 self.__dict__[name] = saved.__dict__[name]
             else:
@@ -641,6 +646,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
                 changed = True
             if changed:
                 locked.currency = locked.currency.upper()
+                locked._extend_if_doubled(now)
                 locked._touch(by, now)
                 locked.save()
         self.reload()

@@ -25,12 +25,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from crm.models import Notification, User
+from pipeline.models.activities import Activities
 from pipeline.models.checklist import Checklist, CommitteeMember, CriterionTick
 from pipeline.models.choices import Via
 from pipeline.models.close_plans import Planning
 from pipeline.models.history import StageChange, move_message
 from pipeline.models.orders import Ordering, PurchaseOrder
-from pipeline.models.queries import count_plans
+from pipeline.models.queries import count_plans, read_planned_activities
 from pipeline.process import TIMED_STAGES, DeadReason, Stage
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class Parking:
                                                      removed_at__isnull=True):
             committees[member.opportunity_id].append(member)
         count_plans(opportunities)
+        read_planned_activities(opportunities)
         latest = {order.opportunity_id: order for order in PurchaseOrder.objects.filter(
             opportunity_id__in=pks).only("opportunity_id", "outcome").order_by("recorded_at",
                                                                                  "pk")}
@@ -209,7 +211,7 @@ class Parking:
         return {opportunity.pk: opportunity.checklist_snapshot() for opportunity in opportunities}
 
 
-class ChecklistAsRead(Checklist, Planning, Ordering):
+class ChecklistAsRead(Checklist, Planning, Ordering, Activities):
     """An opportunity as its checklist snapshot reads it, from one row and what is read
     for it: the same methods as Opportunity's, without a model instance each (making
     those, and one per tick and its user, cost more than the rest of a sweep)."""

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import connections, models
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from crm.models import (
@@ -20,6 +20,7 @@ from crm.models import (
     fiscal_quarter_bounds,
     fiscal_quarter_moments,
 )
+from pipeline.models.activities import CONVERSATIONS, Activity
 from pipeline.models.checklist import CommitteeMember, CriterionTick
 from pipeline.models.close_plans import ClosePlan
 from pipeline.models.dead_pool import (
@@ -30,10 +31,11 @@ from pipeline.models.dead_pool import (
 )
 from pipeline.models.hygiene import HygieneQuerySet, count_close_date_pushes
 from pipeline.models.orders import PurchaseOrder
-from pipeline.models.timeouts import DEADLINE_WARNING, RECENT_ACTIVITY
+from pipeline.models.timeouts import DEADLINE_WARNING
 from pipeline.process import (
     PROCESS,
     TIMED_STAGES,
+    CriterionKind,
     ForecastCategory,
     Stage,
     category_stages,
@@ -149,13 +151,9 @@ class OpportunityQuerySet(HygieneQuerySet):
         )
 
     def due_for_parking(self, now: datetime | None = None) -> OpportunityQuerySet:
-        """Overdue with no strong reason to keep them (process.md, Timeouts): no recent
-        activity, and the amount has not doubled since the stage was entered."""
-        now = now or timezone.now()
-        return self.overdue(now).filter(
-            changed_at__lt=now - RECENT_ACTIVITY,
-            amount__lt=2 * F("amount_at_stage_entry"),
-        )
+        """Overdue: the strong reasons to keep one (process.md, Timeouts) extend its
+        deadline instead, before the sweep parks (see extensions.py)."""
+        return self.overdue(now)
 
     def matching(self, *, user: User, scope: str = "", owner: User | None = None,
                  type: str = "", category: str = "", closing_quarter: tuple[int, int] | None = None,
@@ -271,7 +269,11 @@ def count_progress(cards: list[Opportunity]) -> list[Opportunity]:
         by_stage.setdefault(card.stage, []).append(card.pk)
     in_their_stage = Q(pk__in=[])
     for stage, pks in by_stage.items():
-        in_their_stage |= Q(opportunity_id__in=pks, criterion__startswith=f"{stage}.")
+        # Ticked criteria only: a tick left from when a criterion was still ticked (stage
+        # 1's next call, now derived) must not count twice.
+        ticked = [criterion.key for criterion in PROCESS[Stage(stage)].exit_criteria
+                  if criterion.kind == CriterionKind.TICKED]
+        in_their_stage |= Q(opportunity_id__in=pks, criterion__in=ticked)
     ticks = (
         CriterionTick.objects.filter(in_their_stage, revoked_at__isnull=True)
         .values_list("opportunity_id").annotate(count=models.Count("*")).order_by()
@@ -298,7 +300,25 @@ def count_progress(cards: list[Opportunity]) -> list[Opportunity]:
         card._current_order = latest.get(card.pk)
     count_plans(cards)
     count_close_date_pushes(cards)
+    read_planned_activities(cards)
     return cards
+
+
+def read_planned_activities(cards: list[Opportunity]) -> None:
+    """Each card's next planned activity, and whether a call or meeting lies ahead (stage
+    1's criterion), from one query however many cards. Subqueries in the column's own
+    query cost more than the rest of it: PostgreSQL computes them for every row it sorts,
+    before the LIMIT (docs/decisions.md)."""
+    planned: dict[int, list[tuple]] = {card.pk: [] for card in cards}
+    rows = (Activity.objects.filter(opportunity_id__in=planned)
+            .planned_ahead(timezone.now()).order_by("opportunity_id", "at", "pk")
+            .values_list("opportunity_id", "at", "kind"))
+    for pk, at, kind in rows:
+        planned[pk].append((at, kind))
+    for card in cards:
+        ahead = planned[card.pk]
+        card.next_activity_at, card.next_activity_kind = ahead[0] if ahead else (None, None)
+        card.conversation_ahead = any(kind in CONVERSATIONS for _at, kind in ahead)
 
 
 def count_plans(cards: list[Opportunity]) -> None:

@@ -17,9 +17,6 @@ from crm.models import Notification, User
 from pipeline.models.refusals import TEXT_LENGTH, ChangeForbidden, InvalidChange, within_limit
 from pipeline.process import PROCESS, TIMED_STAGES, Stage
 
-# A change this recent counts as significant activity: the timeout sweep leaves the
-# opportunity alone (it stays overdue, in red, until a week passes without one).
-RECENT_ACTIVITY = timedelta(days=7)
 # Owners are warned this long before their stage deadline (process.md, Timeouts).
 DEADLINE_WARNING = timedelta(days=5)
 
@@ -60,8 +57,16 @@ class StageTimeout(models.Model):
         return override or default
 
 
+class ExtensionKind(models.TextChoices):
+    MANAGER = "manager", _("granted by a manager")
+    ACTIVITY = "activity", _("customer activity")
+    GROWTH = "growth", _("amount doubled")
+
+
 class DeadlineExtension(models.Model):
-    """More time in a stage, granted by a manager with a reason. Append-only."""
+    """More time in a stage, with its reason: granted by a manager, or earned by a strong
+    reason (customer activity, an amount that doubled; see extensions.py), which the
+    system grants once per stage visit. Append-only."""
 
     MAX_DAYS = 90
 
@@ -70,14 +75,17 @@ class DeadlineExtension(models.Model):
         related_name="extensions",
     )
     stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices)
+    kind = models.CharField(_("kind"), max_length=10, choices=ExtensionKind.choices,
+                            default=ExtensionKind.MANAGER)
     days = models.PositiveSmallIntegerField(_("days"))
     reason = models.TextField(_("reason"), max_length=TEXT_LENGTH)
     previous_deadline = models.DateTimeField(_("previous deadline"))
     new_deadline = models.DateTimeField(_("new deadline"))
     granted_at = models.DateTimeField(_("granted"), default=timezone.now)
+    # None: the system, for a strong reason.
     granted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("granted by"), on_delete=models.PROTECT,
-        related_name="+",
+        null=True, blank=True, related_name="+",
     )
 
     class Meta:

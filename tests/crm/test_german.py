@@ -29,6 +29,7 @@ from tests.factories import (
     RepFactory,
     TeamFactory,
     advance,
+    plan_call,
 )
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -352,6 +353,9 @@ def deal(db):
     opportunity = OpportunityFactory(account=account, owner=rep, name="Müller Erweiterung 2027")
     for stage in (Stage.IDENTIFYING, Stage.DISCOVERING):
         for criterion in PROCESS[stage].exit_criteria:
+            if criterion.key == "identifying.next_call_scheduled":  # derived: a planned call
+                plan_call(opportunity, by=rep, subject="Abstimmung mit dem Einkauf")
+                continue
             assert criterion.kind == CriterionKind.TICKED
             opportunity.tick(criterion.key, by=rep, note="Gesprächsprotokoll vom Termin")
     advance(opportunity, Stage.VALIDATING)

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from tests.clock import MOMENT, Clock
+from tests.factories import Cast, make_cast
+
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests
 # make between browser steps are still plain synchronous calls.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -91,3 +94,15 @@ def log_in(page, live_server):
         return page
 
     return log_in_as
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """Time frozen at tests.clock.MOMENT until the test moves it."""
+    return Clock(monkeypatch, MOMENT)
+
+
+@pytest.fixture
+def cast() -> Cast:
+    """A team's rep, colleague, manager and BDR, sales ops, and another team's manager."""
+    return make_cast()

@@ -383,7 +383,7 @@ def test_card_progress_counted_in_bulk_matches_the_checklist(team):
         opportunity = OpportunityFactory(owner=reps[0])
         advance(opportunity, stage)
         opportunity.tick(*{
-            Stage.IDENTIFYING: ("identifying.next_call_scheduled",),
+            Stage.IDENTIFYING: ("identifying.problem_described",),
             Stage.VALIDATING: ("validating.champion_committed",),
             Stage.CONFIRMING: ("confirming.offer_in_ballpark",),
             Stage.NEGOTIATING: ("negotiating.risk_assessment",),
@@ -411,7 +411,7 @@ def tick_in_the_refusal_dialog(client, opportunity, note: str):
     """Tick the first criterion of Identifying from the dialog of a refused drop."""
     client.force_login(opportunity.owner)
     return client.post(f"/opportunities/{opportunity.pk}/tick/", {
-        "criterion": "identifying.next_call_scheduled", "note": note,
+        "criterion": "identifying.problem_described", "note": note,
         "version": opportunity.version, "retry_target": "discovering", "filters": ""},
         HTTP_HX_REQUEST="true")
 

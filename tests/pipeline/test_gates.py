@@ -10,6 +10,7 @@ from tests.factories import (
     RepFactory,
     accept_close_plan,
     advance,
+    plan_call,
     record_order,
     satisfy_gate,
     stored_state,
@@ -57,6 +58,8 @@ def meet(opportunity: Opportunity, key: str) -> None:
         record_order(opportunity, by=rep)
     elif key == "confirming.close_plan_accepted":
         accept_close_plan(opportunity, by=rep)
+    elif key == "identifying.next_call_scheduled":
+        plan_call(opportunity, by=rep)
     else:
         opportunity.tick(key, by=rep, note="Evidence on file")
     opportunity.reload()

@@ -284,9 +284,12 @@ def test_moving_back_to_identifying_reopens_the_first_gate(cast):
     opportunity.move_to(Stage.IDENTIFYING, by=cast.rep, via=Via.PAGE,
                         reason="They are not ready to talk yet")
 
-    assert len(opportunity.missing_criteria()) == 3
+    # The ticks reopen; the call planned with the customer is still planned, so "the next
+    # call is scheduled" (derived from it) holds.
+    assert [criterion.key for criterion in opportunity.missing_criteria()] == [
+        "identifying.problem_described", "identifying.detail_sessions_committed"]
     assert opportunity.ticks.filter(revoked_at__isnull=True).count() == 0
-    assert opportunity.ticks.count() == 3
+    assert opportunity.ticks.count() == 2
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
@@ -407,14 +410,17 @@ def test_history_row_records_who_when_from_to_via_reason_and_the_checklist(cast)
     assert row.who == str(cast.rep)
     criteria = row.checklist["criteria"]
     assert set(criteria) == set(CRITERIA)
-    assert criteria["identifying.next_call_scheduled"] == {
+    assert criteria["identifying.problem_described"] == {
         "met": True,
         "state": "met",
         "by": cast.rep.username,
-        "at": criteria["identifying.next_call_scheduled"]["at"],
+        "at": criteria["identifying.problem_described"]["at"],
         "note": "evidence on file",
     }
-    assert criteria["identifying.next_call_scheduled"]["at"]
+    assert criteria["identifying.problem_described"]["at"]
+    assert criteria["identifying.next_call_scheduled"] == {  # derived from a planned call
+        "met": True, "state": None, "by": None, "at": None, "note": None,
+    }
     assert criteria["discovering.goals_written"]["met"] is False
     assert (opportunity.stage_entered_at, opportunity.changed_at, opportunity.changed_by) == (
         MOMENT, MOMENT, cast.rep,

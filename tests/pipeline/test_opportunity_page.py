@@ -231,7 +231,7 @@ def test_ticking_from_the_page_records_the_evidence(client):
     opportunity = OpportunityFactory()
     client.force_login(opportunity.owner)
     response = client.post(f"/opportunities/{opportunity.pk}/tick/", {
-        "criterion": "identifying.next_call_scheduled", "note": "Call on 3 Dec",
+        "criterion": "identifying.problem_described", "note": "Call on 3 Dec",
         "version": opportunity.version})
     assert response.status_code == 302
     tick = opportunity.ticks.get()
@@ -242,7 +242,7 @@ def test_a_tick_without_evidence_is_refused_with_a_message(client):
     opportunity = OpportunityFactory()
     client.force_login(opportunity.owner)
     response = client.post(f"/opportunities/{opportunity.pk}/tick/", {
-        "criterion": "identifying.next_call_scheduled", "note": " "})
+        "criterion": "identifying.problem_described", "note": " "})
     assert response.status_code == 400
     assert "Add the evidence" in response.content.decode()
     assert not opportunity.ticks.exists()

@@ -22,7 +22,7 @@ from tests.factories import OpportunityFactory, RepFactory, make_cast, satisfy_g
 concurrent = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 IDENTIFYING_TICKS = ["identifying.problem_described", "identifying.detail_sessions_committed",
-                     "identifying.next_call_scheduled"]
+                     "discovering.goals_written"]
 
 
 class Session:

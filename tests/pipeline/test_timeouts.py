@@ -3,7 +3,6 @@ them (process.md, "Timeouts and the dead pool")."""
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -56,18 +55,12 @@ def test_a_second_sweep_finds_nothing_left_to_park():
     assert StageChange.objects.filter(via=Via.TIMEOUT).count() == 1
 
 
-def test_recent_activity_keeps_an_overdue_opportunity():
-    opportunity = overdue_in_discovering(quiet_days=2)
-    assert park_overdue_opportunities() == 0
-    opportunity.reload()
-    assert opportunity.stage == Stage.DISCOVERING
-
-
-def test_an_amount_that_doubled_in_the_stage_keeps_it():
-    opportunity = overdue_in_discovering()
-    Opportunity.objects.filter(pk=opportunity.pk).update(amount=Decimal("100000.00"))
-    assert park_overdue_opportunities() == 0
-    assert Opportunity.objects.get(pk=opportunity.pk).stage == Stage.DISCOVERING
+def test_a_field_edit_no_longer_keeps_an_overdue_opportunity():
+    """Only work with the customer and growth keep one (tests/pipeline/test_strong_reasons)."""
+    opportunity = overdue_in_discovering(quiet_days=0)
+    opportunity.update_details(by=opportunity.owner, next_step="Chase them again")
+    assert park_overdue_opportunities() == 1
+    assert Opportunity.objects.get(pk=opportunity.pk).stage == Stage.DEAD
 
 
 def test_an_opportunity_within_its_timeout_or_without_one_is_left_alone():

@@ -833,6 +833,7 @@ class DemoData:
                          champion_confirmed: bool, members: list[list]) -> dict:
         """The compact checklist of a stage left without passing its gate."""
         derived = {
+            "identifying.next_call_scheduled": False,  # the demo plans no activities
             "validating.champion_confirmed": champion_confirmed,
             "validating.committee_identified": bool(members),
             "confirming.committee_preferred_vendor":
