@@ -11,12 +11,13 @@ current quarter), through Django's test client. Its floor: a view of the least r
 that computes every figure the page shows, rendered by a plain template: the quarter's
 figures per rep and category in the company currency (one grouped query joining the
 rates), the quotas per rep, the reps' names, the pipeline that entered each of the last
-four quarters rebuilt from the change history (one set-based query: the standing moves
-once, then the last change before and the first after each quarter's start, by
-DISTINCT ON), what closed in each of them (one grouped query), and the hygiene list and
-its count (the pushes of the quarter grouped once, joined). The snapshot and its floor
-are bench/forecast_snapshot.py's (one INSERT … SELECT). Targets (issue 12): within 2x of
-the floor, and a query count that does not grow with the data (run it at two sizes).
+four quarters rebuilt from the change history (one statement for the four quarters:
+indexed LIMIT 1 look-ups of the last standing change before each start, else the first
+after), what closed in each of them (one grouped query), and the hygiene list with its
+count (the quarter's pushes grouped once, joined; the count by a window). The snapshot
+and its floor are bench/forecast_snapshot.py's (one INSERT … SELECT). Targets (issue
+12): within 2x of the floor, and a query count that does not grow with the data (run it
+at two sizes).
 Works on SQLite too for the page (the floor's SQL is PostgreSQL's).
 """
 
