@@ -113,6 +113,10 @@ if DATABASE_URL:
             # A request waits this long for a free connection before it fails.
             "timeout": 20,
         }
+        # No JIT compilation: the planner's costs for the forecast's correlated subqueries
+        # run into the millions, and compiling them took 1.5 s of a 1.6 s query
+        # (bench/forecast.py, docs/benchmarks.md); no query of this app gains from it.
+        DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
 else:
     DATABASES = {
         "default": {
