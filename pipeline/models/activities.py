@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.models import Contact, User, validate_single_line
 from pipeline.models.refusals import TEXT_LENGTH, ChangeForbidden, InvalidChange, within_limit
+from pipeline.process import Stage
 
 # A done activity may be logged a moment ahead of the server's clock (the form has
 # minutes, the clock seconds), not more.
@@ -129,9 +130,12 @@ class Activities:
     activity changes no field of the opportunity that a form on its page holds."""
 
     def activities_may_be_logged_by(self, user: User | None) -> bool:
-        """Who may log, complete and cancel activities: whoever may edit the opportunity.
-        The one question every view asks, so the dead pool can widen it in one place."""
-        return self.can_edit(user)
+        """Who may log, complete and cancel activities: whoever may edit the opportunity,
+        and on a dead one the BDR holding its open claim, who nurtures it (issue #11).
+        The one question every view asks."""
+        if self.can_edit(user):
+            return True
+        return self.stage == Stage.DEAD and self.is_claimed_by(user)
 
     def next_planned(self) -> tuple[datetime | None, str | None]:
         """When the soonest activity still ahead is planned, and its kind; (None, None)

@@ -10,7 +10,7 @@ import pytest
 from pipeline.models import Activity, ActivityStatus, Opportunity
 from pipeline.process import Stage
 from tests.clock import MOMENT
-from tests.factories import ContactFactory, OpportunityFactory, plan_call
+from tests.factories import BdrFactory, ContactFactory, OpportunityFactory, plan_call
 
 pytestmark = pytest.mark.django_db
 
@@ -227,3 +227,74 @@ def test_a_dead_card_carries_no_mark(client, deal, cast):
     html = client.get("/board/?dead=on").content.decode()
     card = re.search(rf'id="card-{deal.pk}".*?</li>', html, re.S).group()
     assert "Nothing planned" not in card
+
+
+# --- the dead pool: the BDR holding the claim nurtures the deal (issue #11) ---
+
+
+@pytest.fixture
+def claimed(deal, cast) -> Opportunity:
+    """Umbrella CRM, parked as dead and claimed by the team's BDR."""
+    deal.move_to(Stage.DEAD, by=cast.rep, via="page", reason="No budget",
+                 dead_reason="no_budget")
+    deal.claim(by=cast.bdr)
+    return deal
+
+
+def test_the_claiming_bdr_logs_a_call_on_the_dead_deal_from_its_page(client, claimed, cast):
+    client.force_login(cast.bdr)
+    page = client.get(f"/opportunities/{claimed.pk}/")
+    assert page.status_code == 200
+    assert 'class="activity-form"' in page.content.decode()
+
+    response = log(client, claimed, kind="call", status="done", at="2026-05-03T16:00",
+                   subject="Checked in on the budget")
+
+    assert response.status_code == 302
+    assert rows() == [("call", "done", "Checked in on the budget")]
+    assert Activity.objects.get().logged_by == cast.bdr
+
+
+def test_the_claiming_bdr_marks_planned_activities_done_and_cancelled(
+        client, clock, claimed, cast):
+    first, second = plan_call(claimed, by=cast.bdr), plan_call(claimed, by=cast.bdr)
+    client.force_login(cast.bdr)
+    clock.advance(days=4)
+    done = client.post(f"/opportunities/{claimed.pk}/activities/{first.pk}/done/",
+                       HTTP_HX_REQUEST="true")
+    assert done.status_code == 200 and "Marked done." in done.content.decode()
+    cancelled = client.post(f"/opportunities/{claimed.pk}/activities/{second.pk}/cancel/")
+    assert cancelled.status_code == 302
+    assert rows() == [("call", "done", "Detail session"),
+                      ("call", "cancelled", "Detail session")]
+
+
+def test_another_bdr_may_see_the_claimed_deal_but_not_log_on_it(client, claimed, cast):
+    other = BdrFactory(team=cast.bdr.team)
+    call = plan_call(claimed, by=cast.bdr)
+    client.force_login(other)
+    page = client.get(f"/opportunities/{claimed.pk}/").content.decode()
+    assert 'class="activity-form"' not in page and "Mark done" not in page
+
+    response = log(client, claimed, htmx=True)
+    assert response.status_code == 403
+    assert "You may not log activities on “Umbrella CRM”." in response.content.decode()
+    cancel = client.post(f"/opportunities/{claimed.pk}/activities/{call.pk}/cancel/")
+    assert cancel.status_code == 403
+    assert rows() == [("call", "planned", "Detail session")]
+
+
+def test_after_releasing_the_claim_the_bdr_may_not_log_any_more(client, claimed, cast):
+    call = plan_call(claimed, by=cast.bdr)
+    claimed.release_claim(by=cast.bdr)
+    client.force_login(cast.bdr)
+    page = client.get(f"/opportunities/{claimed.pk}/").content.decode()
+    assert 'class="activity-form"' not in page
+
+    response = log(client, claimed)
+    assert response.status_code == 403
+    assert "You may not log activities on “Umbrella CRM”." in response.content.decode()
+    done = client.post(f"/opportunities/{claimed.pk}/activities/{call.pk}/done/",
+                       HTTP_HX_REQUEST="true")
+    assert done.status_code == 403
+    assert rows() == [("call", "planned", "Detail session")]
