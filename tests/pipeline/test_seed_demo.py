@@ -11,6 +11,8 @@ from django.utils import timezone
 from crm.models import ExchangeRate, Team, User, fiscal_quarter, fiscal_quarter_bounds
 from pipeline.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 from pipeline.models import (
+    Activity,
+    ActivityStatus,
     CommitteeMember,
     CriterionTick,
     FieldChange,
@@ -303,3 +305,18 @@ def test_a_failure_while_loading_leaves_nothing_behind(monkeypatch):
     assert not Opportunity.objects.exists()
     assert not StageChange.objects.exists()
     assert not User.objects.filter(username="anna").exists()
+
+
+@pytest.mark.django_db
+def test_open_opportunities_have_calls_done_and_planned_and_closed_ones_none():
+    seed()
+
+    now = timezone.now()
+    activities = Activity.objects.select_related("opportunity")
+    assert not activities.filter(opportunity__stage__in=[Stage.CLOSED, Stage.DEAD]).exists()
+    assert not activities.filter(status=ActivityStatus.DONE, at__gt=now).exists()
+    assert not activities.filter(status=ActivityStatus.PLANNED, at__lte=now).exists()
+    identifying = Opportunity.objects.filter(stage=Stage.IDENTIFYING)
+    planned = identifying.filter(activities__status=ActivityStatus.PLANNED).distinct().count()
+    assert 0 < planned < identifying.count()
+    assert activities.filter(status=ActivityStatus.DONE).exists()

@@ -55,6 +55,7 @@ from pipeline.management.bulk_rows import (
     foreign_keys_checked_at_the_end,
     reserve_ids,
 )
+from pipeline.management.demo_activities import create_activities
 from pipeline.management.demo_orders import create_orders
 from pipeline.models import (
     CommitteeMember,
@@ -896,6 +897,7 @@ def seed_demo(opportunities: int, seed: int) -> dict[str, int]:
         data = DemoData(random.Random(seed), users)
         data.create_opportunities(opportunities)
         orders = create_orders(data.rng, data.sales_ops_id)
+        orders.update(create_activities(data.rng))
     if connection.vendor == "postgresql":
         # Fresh statistics, or the planner guesses a dozen rows per stage and sorts whole
         # columns instead of reading the first cards off the index (docs/benchmarks.md).
