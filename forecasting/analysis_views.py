@@ -4,8 +4,7 @@ manager their teams' (or one team, or one rep of them), sales ops the company's.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
@@ -22,6 +21,7 @@ from crm.models import (
     quarter_from_text,
 )
 from forecasting import calibration as calibration_rules
+from forecasting.csv_export import csv_response
 from forecasting.forms import AnalysisForm
 from forecasting.funnel import funnel
 from forecasting.scope import forecast_owners, forecast_scope, forecast_teams, may_see_forecast
@@ -68,16 +68,6 @@ def read_analysis(request, *, default_quarter: tuple[int, int]) -> Analysis:
 def quarter_shifted(quarter: tuple[int, int], by: int) -> tuple[int, int]:
     index = quarter[0] * 4 + quarter[1] - 1 + by
     return index // 4, index % 4 + 1
-
-
-def csv_response(name: str, header: list[str], rows: Iterable[list]) -> HttpResponse:
-    """A table as a spreadsheet reads it: figures as plain numbers, empty when unknown."""
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(header)
-    writer.writerows([["" if value is None else value for value in row] for row in rows])
-    return response
 
 
 def page(request, analysis: Analysis, template: str, tables: dict[str, Callable], context

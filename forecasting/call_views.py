@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest, PermissionDenied
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST
 from crm.models import Role, User, fiscal_quarter, fiscal_quarter_bounds, quarter_from_text
 from forecasting.call_forms import CallForm
 from forecasting.calls import CallKind, ForecastCall, called_figures, quarter_accuracy
-from forecasting.changes import changes_since
+from forecasting.changes import KINDS, changes_since
+from forecasting.csv_export import csv_response, wanted_table
 from forecasting.rollups import Figures, quarter_forecast
 from forecasting.scope import Scope, chosen, requested_scope, sees_company
 from forecasting.snapshots import Snapshot
@@ -115,13 +116,46 @@ def sum_figures(per_owner: dict[int, Figures], owner_ids) -> Figures:
     return total
 
 
+def call_cells(call: ForecastCall | None) -> list:
+    return [call.commit, call.best_case] if call else ["", ""]
+
+
+def calls_csv(table: str, context: dict) -> HttpResponse:
+    """One table of the calls page: the reps', the teams' or every call of the quarter."""
+    name = f"calls-{table}-{context['quarter']}"
+    figures = [_("System Commit"), _("System Best Case"), _("Call Commit"),
+               _("Call Best Case")]
+    if table == "reps":
+        adjusted = context["show_adjustments"]
+        return csv_response(
+            name, [_("Account executive"), *figures,
+                   *([_("Adjusted Commit"), _("Adjusted Best Case")] if adjusted else [])],
+            ([str(row["rep"]), *row["system"], *call_cells(row["call"]),
+              *(call_cells(row["adjustment"]) if adjusted else [])]
+             for row in context["rep_rows"]))
+    if table == "teams":
+        return csv_response(name, [_("Team"), *figures],
+                            ([str(row["team"]), *row["system"], *call_cells(row["call"])]
+                             for row in context["team_rows"]))
+    return csv_response(
+        name, [_("When"), _("Kind"), _("For"), _("By"), _("Commit"), _("Best Case"),
+               _("Note")],
+        ([timezone.localtime(call.made_at).isoformat(timespec="minutes"),
+          call.get_kind_display(), str(call.subject), str(call.made_by), call.commit,
+          call.best_case, call.note] for call in context["history"]))
+
+
 @login_required
-def call_list(request) -> TemplateResponse:
+def call_list(request) -> TemplateResponse | HttpResponse:
+    """The calls page, or one of its tables as CSV (`?format=csv&table=reps|teams|history`)."""
     scope = requested_scope(request.user, team=request.GET.get("team", ""),
                            rep=request.GET.get("rep", ""))
     year, quarter = chosen_quarter(request)
-    return TemplateResponse(request, "forecasting/calls.html",
-                            calls_context(request, scope, year, quarter))
+    table = wanted_table(request, ("reps", "teams", "history"))
+    context = calls_context(request, scope, year, quarter)
+    if table:
+        return calls_csv(table, context)
+    return TemplateResponse(request, "forecasting/calls.html", context)
 
 
 @require_POST
@@ -160,9 +194,9 @@ def call_create(request) -> TemplateResponse | HttpResponseRedirect:
 
 
 @login_required
-def accuracy(request) -> TemplateResponse:
+def accuracy(request) -> TemplateResponse | HttpResponse:
     """Each caller's first, mid-quarter and last call of an ended quarter against what
-    closed in it."""
+    closed in it; the table as CSV with `?format=csv`."""
     user = request.user
     scope = requested_scope(user, team=request.GET.get("team", ""),
                            rep=request.GET.get("rep", ""))
@@ -180,15 +214,48 @@ def accuracy(request) -> TemplateResponse:
                 Q(team__in=scope.teams)).values_list("pk", "team_id"):
             members.setdefault(team_id, []).append(pk)
         rows = quarter_accuracy(calls_in(scope, user), year, quarter, closed, members)
+    if wanted_table(request, ("accuracy",)):
+        return accuracy_csv(f"{year}-Q{quarter}", rows)
     return TemplateResponse(request, "forecasting/accuracy.html", {
         "tab": "accuracy", "quarter": f"{year}-Q{quarter}", "ended": ended, "rows": rows,
         "scope": scope,
     })
 
 
+def accuracy_csv(quarter: str, rows) -> HttpResponse:
+    kinds = {"rep": _("Own call"), "adjustment": _("Adjustment"), "team": _("Team call")}
+    return csv_response(
+        f"accuracy-{quarter}",
+        [_("Caller"), _("Kind"), _("For"), _("Closed"), _("First call Commit"),
+         _("First call (%)"), _("Mid-quarter call Commit"), _("Mid-quarter call (%)"),
+         _("Last call Commit"), _("Last call (%)")],
+        ([str(row.caller), kinds.get(row.kind, row.kind), str(row.subject), row.closed,
+          *(value for _label, call, percent in row.moments
+            for value in (call.commit if call else None, percent))] for row in rows))
+
+
+def changes_csv(kind: str, quarter: str, found) -> HttpResponse:
+    """One section of what changed; a standing as its category, amount, currency and
+    close date, empty for an opportunity the snapshot did not hold."""
+    def standing(value) -> list:
+        if value is None:
+            return ["", "", "", ""]
+        return [str(value.category_label), value.amount, value.currency,
+                value.close_date.isoformat()]
+
+    return csv_response(
+        f"changes-{kind}-{quarter}",
+        [_("Opportunity"), _("Owner"), _("Amount"), _("Category then"), _("Amount then"),
+         _("Currency then"), _("Close date then"), _("Category now"), _("Amount now"),
+         _("Currency now"), _("Close date now"), _("Close date pushes")],
+        ([change.name, change.owner, change.amount, *standing(change.then),
+          *standing(change.now), change.pushes] for change in found))
+
+
 @login_required
-def changes(request) -> TemplateResponse:
-    """What changed in the quarter's forecast since a snapshot (the latest by default)."""
+def changes(request) -> TemplateResponse | HttpResponse:
+    """What changed in the quarter's forecast since a snapshot (the latest by default);
+    one kind of change as CSV with `?format=csv&table=<kind>`."""
     user = request.user
     scope = requested_scope(user, team=request.GET.get("team", ""),
                            rep=request.GET.get("rep", ""))
@@ -196,11 +263,14 @@ def changes(request) -> TemplateResponse:
     snapshots = Snapshot.objects.all()[:26]
     since = request.GET.get("since", "")
     snapshot = chosen(Snapshot.objects.all(), since) if since else snapshots.first()
+    found = changes_since(snapshot, scope.opportunities, year, quarter) if snapshot else None
+    table = wanted_table(request, KINDS)
+    if table:
+        return changes_csv(table, f"{year}-Q{quarter}", found.lists[table] if found else [])
     return TemplateResponse(request, "forecasting/changes.html", {
         "tab": "changes", "quarter": f"{year}-Q{quarter}", "scope": scope,
         "snapshots": snapshots, "snapshot": snapshot,
-        "changes": changes_since(snapshot, scope.opportunities, year, quarter)
-        if snapshot else None,
+        "changes": found,
         "may_take": Snapshot.may_be_taken_by(user),
     })
 

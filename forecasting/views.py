@@ -1,4 +1,3 @@
-import csv
 from dataclasses import dataclass
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -17,6 +16,7 @@ from django.utils.translation import gettext as _
 from crm.models import User, company_currency, fiscal_quarter, fiscal_quarters_around
 from crm.models import quarter_from_text as parsed_quarter
 from forecasting.coverage import historical_coverage
+from forecasting.csv_export import csv_response
 from forecasting.forms import FigureForm, ForecastForm, QuotaForm
 from forecasting.models import Quota
 from forecasting.rollups import Figures, quarter_forecast
@@ -138,19 +138,13 @@ def flagged(scope: Scope) -> dict:
 
 def forecast_csv(quarter: str, rows: list[RepRow]) -> HttpResponse:
     """The per-rep table as a spreadsheet reads it: amounts as plain decimals."""
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="forecast-{quarter}.csv"'
-    writer = csv.writer(response)
-    writer.writerow([_("Rep"), _("Quota"), _("Closed"), _("Commit"), _("Best Case"),
-                     _("Pipeline"), _("Weighted pipeline"), _("Coverage"), _("Currency")])
-    for row in rows:
-        figures = row.figures
-        writer.writerow([str(row.owner), "" if row.quota is None else row.quota,
-                         figures.closed, figures.amounts["commit"],
-                         figures.amounts["best_case"], figures.amounts["pipeline"],
-                         figures.weighted, "" if row.coverage is None else row.coverage,
-                         company_currency()])
-    return response
+    return csv_response(
+        f"forecast-{quarter}",
+        [_("Rep"), _("Quota"), _("Closed"), _("Commit"), _("Best Case"), _("Pipeline"),
+         _("Weighted pipeline"), _("Coverage"), _("Currency")],
+        ([str(row.owner), row.quota, row.figures.closed, row.figures.amounts["commit"],
+          row.figures.amounts["best_case"], row.figures.amounts["pipeline"],
+          row.figures.weighted, row.coverage, company_currency()] for row in rows))
 
 
 @login_required

@@ -228,9 +228,19 @@ def test_accuracy_of_the_first_mid_quarter_and_last_calls(client, team, monkeypa
         '2">Commit 200,000: <strong>75 %</strong>', '3">Commit 150,000: <strong>100 %</strong>']
     # A Commit of nothing has no percentage.
     assert row("rep", ben)[3] == '3">Commit 0: <strong>—</strong>'
+    lines = csv_lines(client.get("/forecast/accuracy/?quarter=2026-Q2&format=csv"))
+    assert lines[0] == ("Caller,Kind,For,Closed,First call Commit,First call (%),"
+                        "Mid-quarter call Commit,Mid-quarter call (%),Last call Commit,"
+                        "Last call (%)")
+    assert "Anna Rep,Own call,Anna Rep,100000.00,80000.00,125,100000.00,100,125000.00,80" \
+        in lines
+    assert "Maria Manager,Adjustment,Anna Rep,100000.00,110000.00,91,,,110000.00,91" in lines
+    assert "Ben Rep,Own call,Ben Rep,50000.00,0.00,,,,0.00," in lines
     client.force_login(anna)
     page = client.get("/forecast/accuracy/?quarter=2026-Q2").content.decode()
     assert page.count("data-caller-id=") == 1
+    lines = csv_lines(client.get("/forecast/accuracy/?quarter=2026-Q2&format=csv"))
+    assert [line.split(",")[:2] for line in lines[1:]] == [["Anna Rep", "Own call"]]
 
 
 def test_accuracy_waits_for_the_quarter_to_end(client, team):
@@ -252,3 +262,75 @@ def test_calls_are_made_for_the_quarter_under_way(team, monkeypatch):
     call = ForecastCall.submit(by=anna, commit=Decimal(1), best_case=Decimal(1))
 
     assert (call.fiscal_year, call.quarter) == fiscal_quarter(timezone.localdate())
+
+
+def csv_lines(response) -> list[str]:
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    return response.content.decode().splitlines()
+
+
+def test_the_calls_tables_download_as_csv_with_formulas_defused(client, team):
+    manager, anna, ben = team
+    deal(anna, Stage.CLOSED, "60000")
+    deal(anna, Stage.NEGOTIATING, "100000")
+    ForecastCall.submit(by=anna, commit=Decimal("150000"), best_case=Decimal("170000"),
+                        note="=HYPERLINK(1)")
+    ForecastCall.adjust(by=manager, rep=anna, commit=Decimal("140000"),
+                        best_case=Decimal("160000"), note="-5 on the bank deal")
+    client.force_login(manager)
+    year, quarter = fiscal_quarter(timezone.localdate())
+
+    page = client.get("/forecast/calls/").content.decode()
+    reps = csv_lines(client.get("/forecast/calls/?format=csv&table=reps"))
+    teams = csv_lines(client.get("/forecast/calls/?format=csv&table=teams"))
+    history = csv_lines(client.get("/forecast/calls/?format=csv&table=history"))
+
+    assert "format=csv&amp;table=history" in page and "Download as CSV" in page
+    assert reps == [
+        "Account executive,System Commit,System Best Case,Call Commit,Call Best Case,"
+        "Adjusted Commit,Adjusted Best Case",
+        "Anna Rep,160000.00,160000.00,150000.00,170000.00,140000.00,160000.00",
+        "Ben Rep,0.00,0.00,,,,",
+    ]
+    assert teams[1] == f"{manager.team},160000.00,160000.00,,"
+    assert [line.split(",", 1)[1] for line in history] == [
+        "Kind,For,By,Commit,Best Case,Note",
+        "Manager's adjustment,Anna Rep,Maria Manager,140000.00,160000.00,'-5 on the bank deal",
+        "Rep's call,Anna Rep,Anna Rep,150000.00,170000.00,'=HYPERLINK(1)",
+    ]
+    response = client.get("/forecast/calls/?format=csv&table=reps")
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="calls-reps-{year}-Q{quarter}.csv"')
+
+
+def test_a_reps_calls_csv_holds_only_their_own_rows(client, team):
+    manager, anna, ben = team
+    ForecastCall.submit(by=anna, commit=Decimal(5), best_case=Decimal(6), note="mine")
+    ForecastCall.submit(by=ben, commit=Decimal(7), best_case=Decimal(8), note="his")
+    ForecastCall.adjust(by=manager, rep=anna, commit=Decimal(3), best_case=Decimal(4),
+                        note="hers is high")
+    client.force_login(anna)
+
+    reps = csv_lines(client.get("/forecast/calls/?format=csv&table=reps"))
+    history = csv_lines(client.get("/forecast/calls/?format=csv&table=history"))
+
+    assert reps == [
+        "Account executive,System Commit,System Best Case,Call Commit,Call Best Case",
+        "Anna Rep,0.00,0.00,5.00,6.00",
+    ]
+    assert [line.split(",", 1)[1] for line in history[1:]] == [
+        "Rep's call,Anna Rep,Anna Rep,5.00,6.00,mine"]
+
+
+def test_an_unknown_calls_table_is_a_bad_request(client, team):
+    manager, anna, ben = team
+    client.force_login(manager)
+
+    assert client.get("/forecast/calls/?format=csv&table=secrets").status_code == 400
+
+
+def test_a_bdr_gets_no_calls_csv(client, team):
+    client.force_login(BdrFactory())
+
+    assert client.get("/forecast/calls/?format=csv&table=reps").status_code == 403

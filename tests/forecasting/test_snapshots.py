@@ -275,3 +275,43 @@ def test_what_changed_takes_as_many_queries_however_many_deals_changed(client, t
 
     assert page.count('data-opportunity-id="') == 11
     assert len(many) == len(few)
+
+
+def csv_lines(response) -> list[str]:
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    return response.content.decode().splitlines()
+
+
+def test_each_kind_of_change_downloads_as_csv(client, week):
+    manager, anna, ben = week
+    first, after, middle = quarter()
+    client.force_login(manager)
+
+    page = client.get("/forecast/changes/").content.decode()
+    pushed = csv_lines(client.get("/forecast/changes/?format=csv&table=pushed_out"))
+    new = csv_lines(client.get("/forecast/changes/?format=csv&table=new"))
+
+    assert "format=csv&amp;table=pushed_out" in page and "Download as CSV" in page
+    assert pushed == [
+        "Opportunity,Owner,Amount,Category then,Amount then,Currency then,Close date then,"
+        "Category now,Amount now,Currency now,Close date now,Close date pushes",
+        f"Foxtrot,Ben Rep,70000.00,Commit,70000.00,EUR,{middle.isoformat()},"
+        f"Commit,70000.00,EUR,{(after + timedelta(days=20)).isoformat()},2",
+    ]
+    assert new[1] == f"Golf,Anna Rep,25000.00,,,,,Commit,25000.00,EUR,{middle.isoformat()},0"
+    assert client.get("/forecast/changes/?format=csv&table=nonsense").status_code == 400
+
+
+def test_a_reps_changes_csv_holds_only_their_own_deals(client, week):
+    manager, anna, ben = week
+    client.force_login(anna)
+
+    assert csv_lines(client.get("/forecast/changes/?format=csv&table=moved_up")) == [
+        "Opportunity,Owner,Amount,Category then,Amount then,Currency then,Close date then,"
+        "Category now,Amount now,Currency now,Close date now,Close date pushes"]
+    assert [line.split(",")[:2] for line in csv_lines(
+        client.get("/forecast/changes/?format=csv&table=won"))[1:]] == [["Alpha", "Anna Rep"]]
+    assert client.get(f"/forecast/changes/?rep={ben.pk}&format=csv").status_code == 404
+    client.force_login(BdrFactory(team=manager.team))
+    assert client.get("/forecast/changes/?format=csv&table=won").status_code == 403
