@@ -530,6 +530,16 @@ def one_line(text: str, length: int) -> str:
     return shortened(" ".join(text.split()), length)
 
 
+# A spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value) -> str:
+    """The value as the text of a CSV cell that a spreadsheet never runs as a formula."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def enqueue_quietly(task, *args) -> None:
     """Publish a task; when the broker is down, log and leave it to the periodic sweep.
 

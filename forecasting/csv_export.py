@@ -11,7 +11,7 @@ from django.core.exceptions import BadRequest
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 
-from pipeline.dead_pool_views import cell
+from crm.models import spreadsheet_text
 
 
 def spreadsheet_value(value):
@@ -21,7 +21,7 @@ def spreadsheet_value(value):
         return ""
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return value
-    return cell(value)
+    return spreadsheet_text(value)
 
 
 def csv_response(name: str, header: list, rows: Iterable[list]) -> HttpResponse:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from crm.models import User
+from crm.models import User, spreadsheet_text
 from pipeline.forms import DeadPoolFilterForm, ReopenForm
 from pipeline.models import ChangeForbidden, ChangeRefused, Opportunity
 from pipeline.process import DeadReason, Stage
@@ -134,15 +134,6 @@ class Echo:
         return value
 
 
-# A spreadsheet runs a cell starting with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell(value) -> str:
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 @login_required
 def dead_pool_export(request):
     """Every row the filters select (not only the page shown), as CSV, streamed in chunks
@@ -164,7 +155,7 @@ def dead_pool_export(request):
         writer = csv.writer(Echo())
         yield writer.writerow(header)
         for opportunity in rows.iterator(chunk_size=1000):
-            yield writer.writerow([cell(value) for value in (
+            yield writer.writerow([spreadsheet_text(value) for value in (
                 opportunity.pk, opportunity.name, opportunity.account.name, opportunity.owner,
                 opportunity.stage_of_death().label,
                 reasons.get(opportunity.dead_reason, opportunity.dead_reason),
