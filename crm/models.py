@@ -147,7 +147,25 @@ class User(AbstractUser):
         return frozenset(led)
 
 
-class Account(models.Model):
+class ImportedRecord(models.Model):
+    """Where a record came from when it was imported from another CRM: the source system
+    and the record's id there. Importing the same file again finds it by these instead of
+    creating it twice; records made here leave both empty."""
+
+    source_system = models.CharField(_("imported from"), max_length=20, blank=True)
+    source_id = models.CharField(_("id in the source system"), max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def source_constraint(cls, name: str) -> models.UniqueConstraint:
+        """One record per source id; records made here are not constrained."""
+        return models.UniqueConstraint(fields=["source_system", "source_id"], name=name,
+                                       condition=~models.Q(source_id=""))
+
+
+class Account(ImportedRecord):
     """A customer company."""
 
     name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
@@ -161,6 +179,7 @@ class Account(models.Model):
         verbose_name = _("account")
         verbose_name_plural = _("accounts")
         ordering = ["name"]
+        constraints = [ImportedRecord.source_constraint("account_source")]
 
     def __str__(self) -> str:
         return self.name
@@ -171,7 +190,7 @@ class Account(models.Model):
         )
 
 
-class Contact(models.Model):
+class Contact(ImportedRecord):
     """A person at an account: a possible champion or decision-committee member."""
 
     account = models.ForeignKey(
@@ -192,6 +211,7 @@ class Contact(models.Model):
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         ordering = ["last_name", "first_name"]
+        constraints = [ImportedRecord.source_constraint("contact_source")]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()

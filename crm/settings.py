@@ -85,6 +85,7 @@ TEMPLATES = [
                 "crm.context_processors.company",
                 "crm.context_processors.unread_notifications",
                 "pipeline.context_processors.orders_waiting",
+                "pipeline.context_processors.may_import",
             ],
         },
     },
@@ -190,6 +191,19 @@ if not CELERY_BROKER_URL:
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# An import's progress: written by the worker beside the import's one transaction (which no
+# other connection sees until it commits) and read by the page's progress bar, so shared
+# by every process: Redis when there is one, files under var/ for `make run`.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "progress": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL else
+        {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+         "LOCATION": str(VAR_DIR / "progress")}
+    ),
+}
 # A change must never wait for a broker that is down: publishing gives up quickly and the
 # periodic sweep delivers what was left in the outbox.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

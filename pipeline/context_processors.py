@@ -1,6 +1,6 @@
 from django.utils.functional import SimpleLazyObject
 
-from pipeline.models import Opportunity
+from pipeline.models import ImportBatch, Opportunity
 from pipeline.process import Stage
 
 
@@ -12,3 +12,11 @@ def orders_waiting(request):
         return {}
     return {"orders_waiting": SimpleLazyObject(
         Opportunity.objects.filter(stage=Stage.PENDING).count)}
+
+
+def may_import(request):
+    """Whether to offer the import from another CRM (on the board)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"may_import": SimpleLazyObject(lambda: ImportBatch.may_import(user))}

@@ -59,3 +59,12 @@ def each_opportunity(pks: Iterable[int], handle: Callable[[int], bool], *, doing
     if failed:
         logger.error("Failed %s %d opportunities; %d done", doing, failed, handled)
     return handled
+
+
+@shared_task(acks_late=True)
+def import_file(batch_id: int) -> None:
+    """Commit a queued import; safe to deliver twice (the import is claimed under a lock
+    and its rows are found by their source ids)."""
+    from pipeline.imports.commit import run_import
+
+    run_import(batch_id)

@@ -4,6 +4,8 @@ from pipeline import (
     account_views,
     activity_views,
     dead_pool_views,
+    export_views,
+    import_views,
     order_views,
     plan_views,
     views,
@@ -12,6 +14,10 @@ from pipeline import (
 app_name = "pipeline"
 urlpatterns = [
     path("board/", views.board, name="board"),
+    path("board/export/", export_views.board_export, name="board_export"),
+    path("imports/", import_views.import_upload, name="import_upload"),
+    path("imports/<int:pk>/", import_views.import_preview, name="import_preview"),
+    path("imports/<int:pk>/progress/", import_views.import_progress, name="import_progress"),
     path("accounts/<int:pk>/", account_views.account_detail, name="account_detail"),
     path("accounts/<int:pk>/contacts/new/", account_views.contact_create,
          name="contact_create"),

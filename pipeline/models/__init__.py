@@ -9,6 +9,7 @@
 - `extensions`: the strong reasons (customer activity, a doubled amount) that extend a
   deadline once per stage visit, and sales ops' activity rule;
 - `history`: stage changes and field changes, append-only;
+- `imported`: imports from other CRMs, and how an imported opportunity enters its stage;
 - `hygiene`: the flags on forecast entries a manager should question;
 - `queries`: visibility, the board's filters and columns, totals;
 - `refusals`, `choices`, `contacts`: what the others share.
@@ -29,6 +30,7 @@ from pipeline.models.dead_pool import DeadPoolClaim
 from pipeline.models.extensions import ActivityRule
 from pipeline.models.history import FieldChange, StageChange
 from pipeline.models.hygiene import HygieneFlag
+from pipeline.models.imported import ImportBatch, ImportedOpportunity, ImportStatus
 from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
 from pipeline.models.opportunity import Opportunity
 from pipeline.models.orders import (
@@ -63,7 +65,8 @@ __all__ = [
     "CARD_FIELDS", "ChangeForbidden", "ChangeRefused", "ClosePlan", "ClosePlanEvent",
     "ClosePlanStep", "CommitteeMember", "Conflict", "ContactInUse", "CriterionTick",
     "DeadPoolClaim", "DeadlineExtension", "FieldChange", "GateNotMet", "HandoffKind",
-    "HandoffTask", "HygieneFlag", "InvalidChange", "LineKind", "Offer", "OfferLine",
+    "HandoffTask", "HygieneFlag", "ImportBatch", "ImportStatus", "ImportedOpportunity",
+    "InvalidChange", "LineKind", "Offer", "OfferLine",
     "Opportunity", "OpportunityQuerySet",
     "OpportunityType", "Outcome", "PerGroup", "PurchaseOrder", "ReviewCheck", "ShareLink",
     "Source", "StageChange", "StageTimeout", "StepStatus", "TEXT_LENGTH", "Terms", "Totals",

@@ -19,6 +19,7 @@ from crm.localized import moment
 from crm.models import (
     Account,
     Contact,
+    ImportedRecord,
     Notification,
     Role,
     User,
@@ -33,6 +34,7 @@ from pipeline.models.dead_pool import DeadPool
 from pipeline.models.extensions import StrongReasons
 from pipeline.models.history import FieldChange, StageChange, _as_text, move_message
 from pipeline.models.hygiene import Hygiene
+from pipeline.models.imported import Imported
 from pipeline.models.offers import Offering
 from pipeline.models.orders import Ordering
 from pipeline.models.parking import Parking
@@ -59,8 +61,8 @@ from pipeline.process import (
 
 
 class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts, Hygiene,
-                  Parking, DeadPool, Activities, StrongReasons, ConcurrentTransitionMixin,
-                  models.Model):
+                  Parking, DeadPool, Activities, StrongReasons, Imported, ConcurrentTransitionMixin,
+                  ImportedRecord):
 
     """A deal being worked through the process; its stage changes only through move_to."""
 
@@ -170,6 +172,7 @@ class Opportunity(Permissions, Checklist, Planning, Offering, Ordering, Timeouts
             models.CheckConstraint(condition=Q(amount__gte=0), name="opportunity_amount"),
             models.CheckConstraint(condition=Q(dead_note__length__lte=TEXT_LENGTH),
                                    name="opportunity_dead_note_length"),
+            ImportedRecord.source_constraint("opportunity_source"),
         ]
 
     def __str__(self) -> str:
