@@ -116,7 +116,7 @@ class Importer:
         """The rows not imported before (by this file or an earlier one); how many."""
         there = set(Opportunity.objects.filter(
             source_system=self.vendor, source_id__in=[row.source_id for row in rows],
-        ).values_list("source_id", flat=True))
+        ).exclude(source_id="").values_list("source_id", flat=True))
         fresh = []
         for row in rows:
             if row.source_id not in there and row.source_id not in self.seen:
@@ -126,7 +126,7 @@ class Importer:
             return 0
         self.find_accounts(fresh)
         self.add_contacts(fresh)
-        Opportunity.enter_via_import([
+        return Opportunity.enter_via_import([
             ImportedOpportunity(
                 source_system=self.vendor, source_id=row.source_id,
                 account_id=self.accounts[self.account_key(row)],
@@ -136,7 +136,6 @@ class Importer:
                 next_step=row.next_step,
             ) for row in fresh
         ], by=self.batch.created_by, now=self.now)
-        return len(fresh)
 
     @staticmethod
     def account_key(row: Row) -> str:
@@ -148,7 +147,8 @@ class Importer:
         wanted = {self.account_key(row): row.account for row in rows}
         missing = [key for key in wanted if key not in self.accounts]
         self.accounts.update(Account.objects.filter(
-            source_system=self.vendor, source_id__in=missing).values_list("source_id", "pk"))
+            source_system=self.vendor, source_id__in=missing,
+        ).exclude(source_id="").values_list("source_id", "pk"))
         missing = [key for key in missing if key not in self.accounts]
         by_name = dict(Account.objects.annotate(lowered=Lower("name")).filter(
             archived_at__isnull=True,
@@ -181,8 +181,8 @@ class Importer:
                 if key not in self.contacts:
                     wanted[key] = row
         self.contacts.update(Contact.objects.filter(
-            source_system=self.vendor, source_id__in=list(wanted)).values_list(
-            "source_id", flat=True))
+            source_system=self.vendor, source_id__in=list(wanted),
+        ).exclude(source_id="").values_list("source_id", flat=True))
         new = []
         for key, row in wanted.items():
             if key in self.contacts:

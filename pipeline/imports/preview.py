@@ -58,7 +58,7 @@ def preview(batch: ImportBatch) -> Preview:
     for chunk in chunks(clean, BATCH_SIZE):
         before.update(Opportunity.objects.filter(
             source_system=batch.vendor, source_id__in=[row.source_id for row in chunk],
-        ).values_list("source_id", flat=True))
+        ).exclude(source_id="").values_list("source_id", flat=True))
     return Preview(
         total=len(rows), clean=len(clean), imported_before=len(before),
         refused=refused[:SHOWN_ROWS], refused_count=len(refused),

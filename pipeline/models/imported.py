@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from enum import Enum
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -44,48 +45,100 @@ class Imported:
     @classmethod
     @transaction.atomic
     def enter_via_import(cls, rows: list[ImportedOpportunity], *, by: User | None,
-                         now: datetime | None = None) -> list:
+                         now: datetime | None = None) -> int:
         """Create these opportunities in their mapped stage, each with one history row
         "via import" and no ticks: the gates were passed, or not, in the other CRM, and
-        nothing here pretends they were passed here.
+        nothing here pretends they were passed here. How many were created.
 
         A won or lost deal entered Closed or Dead on its close date, so the forecast counts
         it in the quarter it was won; an open one entered its stage now, with the stage's
-        deadline from now. Set-based: two INSERTs, whatever the number of rows.
+        deadline from now. Set-based: on PostgreSQL one COPY for the opportunities and one for
+        their history, whatever the number of rows.
         """
-        from pipeline.models.history import StageChange
         from pipeline.models.timeouts import StageTimeout
 
+        if not rows:
+            return 0
         now = now or timezone.now()
         deadlines: dict[Stage, datetime | None] = {}
-        opportunities = []
+        records = []
         for row in rows:
             finished = row.stage in (Stage.CLOSED, Stage.DEAD)
             entered = closing_moment(row.expected_close_date) if finished else now
             if row.stage not in deadlines:
                 days = None if finished else StageTimeout.days_for(row.stage)
                 deadlines[row.stage] = now + timedelta(days=days) if days else None
-            opportunities.append(cls(
-                source_system=row.source_system, source_id=row.source_id,
-                account_id=row.account_id, owner_id=row.owner_id, name=row.name,
-                stage=row.stage, type=row.type, source=row.source, amount=row.amount,
-                amount_at_stage_entry=row.amount, currency=row.currency,
-                expected_close_date=row.expected_close_date, next_step=row.next_step,
-                champion_id=row.champion_id, stage_entered_at=entered,
-                stage_deadline=deadlines[row.stage],
-                dead_reason=DeadReason.OTHER if row.stage == Stage.DEAD else "",
-                created_at=min(entered, now), changed_at=now, changed_by=by,
-            ))
-        cls.objects.bulk_create(opportunities)
-        reason = gettext("Imported from %s")
+            records.append({
+                "source_system": row.source_system, "source_id": row.source_id,
+                "account_id": row.account_id, "owner_id": row.owner_id, "name": row.name,
+                "stage": row.stage.value, "type": str(row.type), "source": str(row.source),
+                "amount": row.amount, "amount_at_stage_entry": row.amount,
+                "currency": row.currency, "expected_close_date": row.expected_close_date,
+                "next_step": row.next_step, "stage_entered_at": entered,
+                "stage_deadline": deadlines[row.stage],
+                "dead_reason": DeadReason.OTHER.value if row.stage == Stage.DEAD else "",
+                "created_at": min(entered, now), "changed_at": now,
+                "changed_by_id": by.pk if by else None,
+            })
+        if connection.vendor == "postgresql":
+            cls._copy_imported(records, by=by)
+        else:
+            cls._create_imported(records, by=by)
+        return len(records)
+
+    @classmethod
+    def _copy_imported(cls, records: list[dict], *, by: User | None) -> None:
+        """COPY the opportunities and their history rows in, with ids taken from the
+        table's sequence first: a tenth of what a model instance per row costs, and no
+        query to find the new rows again."""
+        from pipeline.models.history import StageChange
+
+        quote = connection.ops.quote_name
+        table = cls._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+                           "FROM generate_series(1, %s)", [quote(table), len(records)])
+            ids = [pk for (pk,) in cursor.fetchall()]
+            fields = [field for field in cls._meta.concrete_fields if not field.primary_key]
+            defaults = {field.attname: field.get_default() for field in fields}
+            columns = ", ".join(quote(field.column) for field in fields)
+            with cursor.copy(f"COPY {quote(table)} (id, {columns}) FROM STDIN") as copy:
+                for pk, record in zip(ids, records, strict=True):
+                    copy.write_row([pk, *[plain(record.get(field.attname,
+                                                           defaults[field.attname]))
+                                          for field in fields]])
+            reason = import_reason(records[0]["source_system"])
+            with cursor.copy(
+                    f"COPY {quote(StageChange._meta.db_table)} (opportunity_id, from_stage, "
+                    "to_stage, changed_at, changed_by_id, via, reason, dead_reason, is_undo, "
+                    "checklist) FROM STDIN") as copy:
+                for pk, record in zip(ids, records, strict=True):
+                    copy.write_row([pk, record["stage"], record["stage"], record["created_at"],
+                                    by.pk if by else None, Via.IMPORT.value, reason,
+                                    record["dead_reason"], False, "{}"])
+
+    @classmethod
+    def _create_imported(cls, records: list[dict], *, by: User | None) -> None:
+        """The same with Django's bulk inserts, for databases without COPY."""
+        from pipeline.models.history import StageChange
+
+        created = cls.objects.bulk_create([cls(**record) for record in records])
+        reason = import_reason(records[0]["source_system"])
         StageChange.objects.bulk_create(
             StageChange(opportunity_id=opportunity.pk, from_stage=opportunity.stage,
                         to_stage=opportunity.stage, changed_at=opportunity.created_at,
-                        changed_by=by, via=Via.IMPORT,
-                        reason=reason % opportunity.source_system,
+                        changed_by=by, via=Via.IMPORT, reason=reason,
                         dead_reason=opportunity.dead_reason)
-            for opportunity in opportunities)
-        return opportunities
+            for opportunity in created)
+
+
+def plain(value):
+    """Enum members as their values, for COPY."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def import_reason(source_system: str) -> str:
+    return gettext("Imported from %s") % source_system
 
 
 def closing_moment(day: date) -> datetime:
