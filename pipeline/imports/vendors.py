@@ -5,20 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import models
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
+from pipeline.models.imported import Vendor
 from pipeline.process import Stage
 
 # The fields an import reads; the first five every file must have.
 REQUIRED = ("name", "account", "stage", "amount", "close_date")
-
-
-class Vendor(models.TextChoices):
-    SALESFORCE = "salesforce", gettext_lazy("Salesforce (opportunity report)")
-    HUBSPOT = "hubspot", gettext_lazy("HubSpot (deals)")
-    PIPEDRIVE = "pipedrive", gettext_lazy("Pipedrive (deals)")
 
 
 @dataclass(frozen=True)

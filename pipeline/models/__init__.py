@@ -30,7 +30,7 @@ from pipeline.models.dead_pool import DeadPoolClaim
 from pipeline.models.extensions import ActivityRule
 from pipeline.models.history import FieldChange, StageChange
 from pipeline.models.hygiene import HygieneFlag
-from pipeline.models.imported import ImportBatch, ImportedOpportunity, ImportStatus
+from pipeline.models.imported import ImportBatch, ImportedOpportunity, ImportStatus, Vendor
 from pipeline.models.offers import LineKind, Offer, OfferLine, Terms
 from pipeline.models.opportunity import Opportunity
 from pipeline.models.orders import (
@@ -70,5 +70,5 @@ __all__ = [
     "Opportunity", "OpportunityQuerySet",
     "OpportunityType", "Outcome", "PerGroup", "PurchaseOrder", "ReviewCheck", "ShareLink",
     "Source", "StageChange", "StageTimeout", "StepStatus", "TEXT_LENGTH", "Terms", "Totals",
-    "Via", "archive_contact", "count_progress", "recognise_document", "within_limit",
+    "Vendor", "Via", "archive_contact", "count_progress", "recognise_document", "within_limit",
 ]

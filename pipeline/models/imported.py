@@ -147,6 +147,14 @@ def closing_moment(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time(12)))
 
 
+class Vendor(models.TextChoices):
+    """The systems whose exports can be imported (their columns: pipeline/imports/)."""
+
+    SALESFORCE = "salesforce", _("Salesforce (opportunity report)")
+    HUBSPOT = "hubspot", _("HubSpot (deals)")
+    PIPEDRIVE = "pipedrive", _("Pipedrive (deals)")
+
+
 class ImportStatus(models.TextChoices):
     DRAFT = "draft", _("being mapped")
     QUEUED = "queued", _("waiting for the worker")
@@ -164,7 +172,7 @@ class ImportBatch(models.Model):
     created_at = models.DateTimeField(_("uploaded"), default=timezone.now)
     file_name = models.CharField(_("file"), max_length=200)
     content = models.BinaryField(_("content"))
-    vendor = models.CharField(_("source system"), max_length=20)
+    vendor = models.CharField(_("source system"), max_length=20, choices=Vendor.choices)
     default_owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("owner of rows without a known owner"),
         on_delete=models.PROTECT, related_name="+")

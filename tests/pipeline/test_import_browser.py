@@ -32,6 +32,8 @@ def test_a_rep_imports_a_salesforce_report_from_upload_to_committed_rows(live_se
     page.get_by_label("CSV file").set_input_files(str(SAMPLE))
     page.get_by_role("button", name="Upload and preview").click()
 
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Import of salesforce_us.csv from Salesforce (opportunity report)")
     errors = page.locator("table.import-errors tbody tr")
     expect(errors).to_have_count(5)
     expect(page.locator('table.import-errors tr[data-line="7"]')).to_contain_text(
