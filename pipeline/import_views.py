@@ -66,6 +66,10 @@ def import_preview(request, pk: int) -> TemplateResponse:
     """The mapping and the preview; posting the mapping previews it again, or commits."""
     batch = get_object_or_404(ImportBatch.visible_to(importer(request)), pk=pk)
     if batch.status != ImportStatus.DRAFT:
+        if request.method == "POST" and batch.status == ImportStatus.QUEUED:
+            # The broker was down when it was queued: the task is safe to send twice.
+            enqueue_quietly(import_file, batch.pk)
+            return HttpResponseRedirect(batch_url(batch))
         return TemplateResponse(request, "pipeline/import_preview.html",
                                 progress_context(batch))
     form = StageMapForm(request.POST or None, labels=file_stages(batch),

@@ -68,7 +68,7 @@ def run_import(batch_id: int) -> None:
     try:
         with transaction.atomic():
             batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
-            if batch.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+            if batch.status != ImportStatus.QUEUED:
                 return
             Importer(batch).run()
     except Exception as error:

@@ -38,8 +38,11 @@ class UploadForm(forms.Form):
         return upload
 
 
+# Not Pending: that stage is sales ops' review of a received order, which an imported
+# deal does not have; a won deal enters Closed.
 STAGE_CHOICES = [("", _("— not imported —")),
-                 *[(stage.value, stage.label) for stage in (*ORDERED_STAGES, Stage.DEAD)]]
+                 *[(stage.value, stage.label) for stage in (*ORDERED_STAGES, Stage.DEAD)
+                   if stage != Stage.PENDING]]
 
 
 class StageMapForm(forms.Form):

@@ -158,7 +158,6 @@ class Vendor(models.TextChoices):
 class ImportStatus(models.TextChoices):
     DRAFT = "draft", _("being mapped")
     QUEUED = "queued", _("waiting for the worker")
-    RUNNING = "running", _("importing")
     DONE = "done", _("imported")
     FAILED = "failed", _("failed")
 

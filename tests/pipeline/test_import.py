@@ -275,6 +275,28 @@ def test_a_queued_import_shows_a_progress_bar_that_polls(client, cast):
     assert "Waiting for the worker" in page
 
 
+def test_an_import_left_waiting_by_a_broker_that_was_down_can_be_sent_again(client, cast,
+                                                                            eager):
+    batch = uploaded(client, cast.sales_ops, "hubspot_deals_bom.csv", "hubspot",
+                     owner=cast.rep)
+    batch.queue()  # and the message never reached a worker
+
+    response = client.post(reverse("pipeline:import_preview", args=[batch.pk]))
+
+    assert response.status_code == 302
+    batch.refresh_from_db()
+    assert (batch.status, batch.imported) == (ImportStatus.DONE, 3)
+
+
+def test_pending_is_no_stage_to_import_into(client, cast):
+    batch = uploaded(client, cast.sales_ops, "hubspot_deals_bom.csv", "hubspot",
+                     owner=cast.rep)
+
+    form = client.get(reverse("pipeline:import_preview", args=[batch.pk])).context["form"]
+
+    assert all(Stage.PENDING.value not in dict(field.choices) for field in form.fields.values())
+
+
 def test_nobody_sees_another_persons_import(client, cast):
     batch = uploaded(client, cast.sales_ops, "hubspot_deals_bom.csv", "hubspot", owner=cast.rep)
     client.force_login(cast.manager)
