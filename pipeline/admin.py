@@ -39,6 +39,7 @@ from pipeline.models import (
     DeadPoolClaim,
     FieldChange,
     HandoffTask,
+    ImportBatch,
     Offer,
     OfferLine,
     Opportunity,
@@ -542,3 +543,16 @@ class UserAdminWithReassignment(ProgressionUserAdmin):
             % {"count": len(opportunities), "owner": new_owner},
             messages.SUCCESS,
         )
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(HistoryAdmin):
+    """Imports from other CRMs, for the record; the uploaded file itself is not shown."""
+
+    list_display = ("file_name", "vendor", "created_by", "created_at", "status", "imported",
+                    "already_there", "refused")
+    list_filter = ("vendor", "status")
+    list_select_related = ("created_by",)
+    search_fields = ("file_name",)
+    date_hierarchy = "created_at"
+    exclude = ("content",)

@@ -31,6 +31,7 @@ from pipeline.models import (
     DeadPoolClaim,
     FieldChange,
     HandoffTask,
+    ImportBatch,
     Offer,
     OfferLine,
     Opportunity,
@@ -62,7 +63,7 @@ pytestmark = pytest.mark.django_db
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
              ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim, ForecastCall,
-             Snapshot, SnapshotRow, Activity}
+             Snapshot, SnapshotRow, Activity, ImportBatch}
 # One row, made by the migration: a second cannot be added.
 SINGLE_ROW = {ActivityRule}
 
@@ -175,6 +176,9 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         Group: Group.objects.get(name="rep"),
         Activity: Activity.objects.first(),  # the call planned to leave Identifying
         ActivityRule: ActivityRule.objects.get_or_create(pk=1)[0],
+        ImportBatch: ImportBatch.objects.create(
+            created_by=sales_ops, file_name="deals.csv", content=b"Deal Name\n", vendor="hubspot",
+            default_owner=rep),
     }
 
 
