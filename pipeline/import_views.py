@@ -15,9 +15,8 @@ from django.utils.translation import gettext as _
 from crm.models import enqueue_quietly
 from pipeline.imports.commit import progress_of
 from pipeline.imports.forms import StageMapForm, UploadForm
-from pipeline.imports.preview import file_stages, first_mapping, preview
-from pipeline.imports.reading import UnreadableFile, read_table
-from pipeline.imports.vendors import LAYOUTS, missing_columns_message
+from pipeline.imports.preview import file_stages, preview, receive
+from pipeline.imports.reading import UnreadableFile
 from pipeline.models import ImportBatch, ImportStatus
 from pipeline.tasks import import_file
 
@@ -34,23 +33,14 @@ def import_upload(request) -> TemplateResponse:
     user = importer(request)
     form = UploadForm(request.POST or None, request.FILES or None, user=user)
     if request.method == "POST" and form.is_valid():
-        content = form.cleaned_data["file"].read()
-        vendor = form.cleaned_data["vendor"]
         try:
-            missing = LAYOUTS[vendor].missing(read_table(content).header)
-        except UnreadableFile as error:
-            missing, refusal = None, str(error)
+            batch = receive(by=user, upload=form.cleaned_data["file"],
+                            vendor=form.cleaned_data["vendor"],
+                            default_owner=form.cleaned_data["default_owner"])
+        except UnreadableFile as refusal:
+            form.add_error("file", str(refusal))
         else:
-            refusal = missing_columns_message(vendor, missing) if missing else ""
-        if not refusal:
-            batch = ImportBatch.objects.create(
-                created_by=user, file_name=form.cleaned_data["file"].name[:200],
-                content=content, vendor=vendor,
-                default_owner=form.cleaned_data["default_owner"])
-            batch.stage_map = first_mapping(vendor, file_stages(batch))
-            batch.save(update_fields=["stage_map"])
             return HttpResponseRedirect(batch_url(batch))
-        form.add_error("file", refusal)
     return TemplateResponse(request, "pipeline/import.html", {
         "form": form,
         "imports": ImportBatch.visible_to(user).defer("content").order_by("-created_at")[:10],

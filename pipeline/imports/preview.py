@@ -1,5 +1,5 @@
-"""What the import page shows before anything is saved: the file's stages to map, and the
-rows as they would be imported, each with its errors."""
+"""An upload kept as an import, and what its page shows before anything is imported: the
+file's stages to map, and the rows as they would be imported, each with its errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from crm.models import User
 from pipeline.imports.commit import BATCH_SIZE, OwnerDirectory, chunks
 from pipeline.imports.parsing import Row, RowParser, parser_for, stage_key, stage_labels
-from pipeline.imports.reading import Table, read_table
-from pipeline.imports.vendors import LAYOUTS
+from pipeline.imports.reading import Table, UnreadableFile, read_table
+from pipeline.imports.vendors import LAYOUTS, missing_columns_message
 from pipeline.models import ImportBatch, Opportunity
 
 SHOWN_ROWS = 50
@@ -27,6 +27,22 @@ class Preview:
     @property
     def to_import(self) -> int:
         return self.clean - self.imported_before
+
+
+def receive(*, by: User, upload, vendor: str, default_owner: User) -> ImportBatch:
+    """Keep an uploaded file as a new import, its stages mapped the obvious way; a file
+    that cannot be read, or lacks a column every import needs, is refused whole
+    (UnreadableFile, with the reason)."""
+    content = upload.read()
+    missing = LAYOUTS[vendor].missing(read_table(content).header)
+    if missing:
+        raise UnreadableFile(missing_columns_message(vendor, missing))
+    batch = ImportBatch.objects.create(created_by=by, file_name=upload.name[:200],
+                                       content=content, vendor=vendor,
+                                       default_owner=default_owner)
+    batch.stage_map = first_mapping(vendor, file_stages(batch))
+    batch.save(update_fields=["stage_map"])
+    return batch
 
 
 def read_batch(batch: ImportBatch) -> tuple[Table, RowParser]:
