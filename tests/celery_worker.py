@@ -31,6 +31,7 @@ from celery.beat import PersistentScheduler
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from kombu import pools
 
 from crm.celery import app as celery_app
 
@@ -81,6 +82,9 @@ def _use_broker(url: str) -> None:
     # Connections and producers are pooled per app; forget them as after a fork.
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    # kombu also keeps producer pools in a registry of its own, by broker URL: without
+    # this, going back to a URL used before finds the pool just closed above.
+    pools.reset()
 
 
 def flush_redis(url: str) -> None:

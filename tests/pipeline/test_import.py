@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from crm.celery import app as celery_app
 from crm.models import Account, Contact
-from pipeline.imports.commit import run_import
+from pipeline.imports.commit import progress_of, run_import
 from pipeline.models import (
     CriterionTick,
     ImportBatch,
@@ -24,6 +24,13 @@ from pipeline.models import (
     Via,
 )
 from pipeline.process import Stage
+from tests.celery_worker import (
+    broker,
+    celery_worker,
+    flush_redis,
+    needs_postgresql_and_redis,
+    wait_until,
+)
 from tests.factories import AccountFactory, OpportunityFactory, RepFactory, make_cast
 
 pytestmark = pytest.mark.django_db
@@ -295,6 +302,33 @@ def test_pending_is_no_stage_to_import_into(client, cast):
     form = client.get(reverse("pipeline:import_preview", args=[batch.pk])).context["form"]
 
     assert all(Stage.PENDING.value not in dict(field.choices) for field in form.fields.values())
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@needs_postgresql_and_redis
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_real_worker_imports_in_the_background_and_tells_the_page_its_progress(
+        client, cast, redis_url, tmp_path):
+    flush_redis(redis_url)
+    batch = uploaded(client, cast.sales_ops, "pipedrive_deals_semicolon.csv", "pipedrive",
+                     owner=cast.rep)
+    form = client.get(reverse("pipeline:import_preview", args=[batch.pk])).context["form"]
+    data = {name: form[name].value() or "" for name in form.fields}
+
+    with broker(redis_url), celery_worker(broker_url=redis_url, folder=tmp_path) as celery:
+        response = client.post(reverse("pipeline:import_preview", args=[batch.pk]),
+                               {**data, "action": "commit"})
+        assert response.status_code == 302
+        wait_until(lambda: ImportBatch.objects.get(pk=batch.pk).is_finished,
+                   "the worker to import the file", celery)
+
+    batch.refresh_from_db()
+    assert (batch.status, batch.imported) == (ImportStatus.DONE, 3)
+    assert progress_of(batch) == (3, 3)  # written by the worker, read here
+    page = client.get(reverse("pipeline:import_progress", args=[batch.pk]))
+    assert "3 opportunities imported" in page.content.decode()
+    flush_redis(redis_url)
 
 
 def test_nobody_sees_another_persons_import(client, cast):
