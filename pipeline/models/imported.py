@@ -138,7 +138,8 @@ def plain(value):
 
 
 def import_reason(source_system: str) -> str:
-    return gettext("Imported from %s") % source_system
+    system = Vendor(source_system).label if source_system in Vendor.values else source_system
+    return gettext("Imported from %s") % system
 
 
 def closing_moment(day: date) -> datetime:

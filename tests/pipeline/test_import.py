@@ -127,6 +127,8 @@ def test_committing_imports_clean_rows_with_accounts_contacts_and_one_history_ro
         assert (history.to_stage, history.via, history.changed_by) == (
             opportunity.stage, Via.IMPORT, cast.sales_ops)
     assert not CriterionTick.objects.exists()  # no faked ticks
+    page = client.get(globex.get_absolute_url()).content.decode()
+    assert "imported it into Negotiating &amp; Mutual Plan: “Imported from Salesforce" in page
 
 
 def test_a_won_deal_enters_closed_on_its_close_date_for_the_forecast(client, cast, eager):
