@@ -3,6 +3,7 @@ transaction of set-based inserts, batch by batch, the progress told as it goes."
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 
@@ -166,11 +167,14 @@ class Importer:
 
     @staticmethod
     def contact_key(row: Row, account_key: str) -> str:
+        """The source's contact id, else a hash of the e-mail address or of the name on
+        its account: hashed, so that erasing the contact's personal data leaves none of
+        it in the key."""
         if row.contact_id:
             return row.contact_id
-        if row.email:
-            return "email:" + row.email.lower()[:90]
-        return "name:" + f"{account_key}|{row.first_name} {row.last_name}".lower()[:90]
+        known_by = row.email.lower() if row.email else (
+            f"{account_key}|{row.first_name} {row.last_name}".lower())
+        return "person:" + hashlib.sha1(known_by.encode(), usedforsecurity=False).hexdigest()
 
     def add_contacts(self, rows: Iterable[Row]) -> None:
         """The rows' contacts on their accounts, each once."""
