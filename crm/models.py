@@ -564,3 +564,6 @@ def enqueue_quietly(task, *args) -> None:
         logging.getLogger(__name__).warning(
             "Broker unavailable; %s%r stays in the outbox for the sweep", task.name, args
         )
+
+
+from crm.tokens import ApiToken  # noqa: E402,F401  (a model of this app, in its own module)

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "ninja",  # the API docs page's Swagger UI, served from static files
     "crm",
     "pipeline",
     "forecasting",

@@ -13,4 +13,6 @@ urlpatterns = [
     path("", include("pipeline.urls")),
     path("", include("crm.app_urls")),
     path("", include("forecasting.urls")),
+    # The API spans all three apps, so forecasting assembles it (docs/architecture.md).
+    path("", include("forecasting.api_urls")),
 ]
