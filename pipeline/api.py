@@ -57,10 +57,12 @@ def visible(request, opportunity_id: int) -> Opportunity:
         pk=opportunity_id)
 
 
-def answer(request, opportunity_id: int, response: HttpResponse) -> Opportunity:
-    """The opportunity as it now stands, its ETag set on the response."""
-    opportunity = get_object_or_404(
-        Opportunity.objects.visible_to(request.user).with_checklist(), pk=opportunity_id)
+def answer(opportunity_id: int, response: HttpResponse) -> Opportunity:
+    """The opportunity as it now stands, its ETag set on the response. Read without
+    `visible_to`: the caller has just found it visible or changed it, and a change may
+    take it out of the user's sight (a BDR handing it to an account executive) without
+    the change having failed."""
+    opportunity = Opportunity.objects.with_checklist().get(pk=opportunity_id)
     response["ETag"] = etag(opportunity)
     return opportunity
 
@@ -96,13 +98,13 @@ def opportunity_create(request, payload: OpportunityIn, response: HttpResponse):
     fields = {k: v for k, v in form.cleaned_data.items() if k != "new_account_name"}
     with transaction.atomic():
         opportunity = Opportunity.start(owner=owner, by=user, **fields)
-    return Status(201, answer(request, opportunity.pk, response))
+    return Status(201, answer(opportunity.pk, response))
 
 
 @router.get("/opportunities/{int:opportunity_id}", response=OpportunityDetail,
             summary="One opportunity, with its exit criteria and committee; ETag: its version")
 def opportunity_detail(request, opportunity_id: int, response: HttpResponse):
-    return answer(request, opportunity_id, response)
+    return answer(visible(request, opportunity_id).pk, response)
 
 
 @router.patch("/opportunities/{int:opportunity_id}",
@@ -126,7 +128,7 @@ def opportunity_update(request, opportunity_id: int, payload: OpportunityPatch,
             raise Invalid({"owner": [gettext("There is no such person.")]})
     opportunity.update_details(by=request.user, via=Via.API, expected_version=version,
                                **updates)
-    return answer(request, opportunity_id, response)
+    return answer(opportunity_id, response)
 
 
 @router.post("/opportunities/{int:opportunity_id}/move",
@@ -147,7 +149,7 @@ def opportunity_move(request, opportunity_id: int, payload: MoveIn, response: Ht
     opportunity.move_to(payload.stage, by=request.user, via=Via.API, reason=payload.reason,
                         expected_version=version, dead_reason=payload.dead_reason or "",
                         account_executive=handed_to)
-    return answer(request, opportunity_id, response)
+    return answer(opportunity_id, response)
 
 
 @router.get("/opportunities/{int:opportunity_id}/history", response=HistoryOut,

@@ -7,6 +7,7 @@ the examples of path parameters and request bodies, so the examples phase reache
 records; the generated phases then send both fitting and malformed input."""
 
 import copy
+import re
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import timedelta
@@ -177,3 +178,14 @@ def test_every_endpoint_refuses_bad_input_with_a_4xx_and_serves_every_role(db):
         assert without_success == never, (role, {label: statuses[label]
                                                  for label in without_success})
         assert all(403 in statuses[label] for label in never), (role, statuses)
+
+
+def test_the_schema_is_openapi_3_and_the_docs_page_runs_only_our_own_static_scripts(client,
+                                                                                     db):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")
+    page = client.get("/api/docs/").content.decode()
+    scripts = re.findall(r"<script([^>]*)>", page)
+    assert scripts and all('src="/static/' in attributes or 'application/json' in attributes
+                           for attributes in scripts)
+    assert "http" not in " ".join(re.findall(r'(?:src|href)="([^"]*)"', page))

@@ -24,6 +24,7 @@ import forecasting.call_forms
 import forecasting.forms
 import pipeline.forms
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
+from crm.tokens import ApiToken
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
     Activity,
@@ -62,7 +63,7 @@ WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
            Team, User, Target, Quota, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
            ClosePlanStep, ShareLink, ClosePlanEvent, ForecastCall, Snapshot, SnapshotRow,
-           Activity, ActivityRule]
+           Activity, ActivityRule, ApiToken]
 
 
 def app_routes() -> list[str]:

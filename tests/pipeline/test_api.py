@@ -16,6 +16,7 @@ from tests.factories import (
     advance,
     make_cast,
     record_order,
+    satisfy_gate,
 )
 
 ROLES = ["rep", "colleague", "manager", "bdr", "sales_ops", "other_manager"]
@@ -182,6 +183,16 @@ def test_bad_input_is_refused_with_readable_messages(cast):
     assert not Opportunity.objects.exists()
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_reads_accounts_and_contacts_as_the_account_pages_show_them(cast, role):
+    contact = ContactFactory()
+    archived = ContactFactory(account=contact.account, archived_at=timezone.now())
+    api = ApiClient(getattr(cast, role))
+    assert contact.account_id in ids(api.get("/api/accounts"))
+    assert ids(api.get("/api/contacts", account=contact.account_id)) == {contact.pk}
+    assert api.get(f"/api/contacts/{archived.pk}").status_code == 404
+
+
 def test_accounts_and_contacts_are_created_and_changed(cast):
     api = ApiClient(cast.bdr)
     account = api.post("/api/accounts", {"name": "Initech", "website": "initech.example"})
@@ -253,3 +264,14 @@ def test_the_forecast_figures_follow_who_sees_the_forecast(cast, role, status):
 def test_a_bad_quarter_is_refused(cast):
     assert ApiClient(cast.rep).get("/api/forecast", quarter="0000-Q1").status_code == 400
     assert ApiClient(cast.rep).get("/api/forecast", quarter="soon").status_code == 422
+
+
+def test_a_bdr_hands_a_deal_over_through_the_api_and_is_told_where_it_went(cast):
+    opportunity = OpportunityFactory(owner=cast.bdr)
+    satisfy_gate(opportunity)
+    response = ApiClient(cast.bdr).post(
+        f"/api/opportunities/{opportunity.pk}/move",
+        {"stage": "discovering", "account_executive": cast.rep.pk})
+    assert response.status_code == 200, response.content
+    assert response.json()["owner"] == cast.rep.pk and response.json()["stage"] == "discovering"
+    assert ApiClient(cast.bdr).get(f"/api/opportunities/{opportunity.pk}").status_code == 404
