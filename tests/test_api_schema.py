@@ -133,7 +133,7 @@ def exercise(operation, token: str, statuses: dict) -> None:
 
     for strategy in strategies:
         @given(case=strategy)
-        @settings(max_examples=CASES, deadline=None, database=None,
+        @settings(max_examples=CASES, deadline=None, database=None, derandomize=True,
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def call(case):
