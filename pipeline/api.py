@@ -24,6 +24,8 @@ from pipeline.api_schemas import (
     OpportunityIn,
     OpportunityOut,
     OpportunityPatch,
+    TickedCriterion,
+    TickIn,
 )
 from pipeline.forms import OpportunityForm
 from pipeline.models import Opportunity, Via
@@ -149,6 +151,30 @@ def opportunity_move(request, opportunity_id: int, payload: MoveIn, response: Ht
     opportunity.move_to(payload.stage, by=request.user, via=Via.API, reason=payload.reason,
                         expected_version=version, dead_reason=payload.dead_reason or "",
                         account_executive=handed_to)
+    return answer(opportunity_id, response)
+
+
+@router.post("/opportunities/{int:opportunity_id}/ticks",
+             response={200: OpportunityDetail, 400: Refusal, 403: Refusal, 412: Refusal},
+             summary="Tick an exit criterion with its evidence")
+def opportunity_tick(request, opportunity_id: int, payload: TickIn, response: HttpResponse,
+                     if_match: str | None = Header(None, alias="If-Match")):
+    opportunity = visible(request, opportunity_id)
+    version = expected_version(if_match)
+    opportunity.tick(payload.criterion, by=request.user, note=payload.note,
+                     not_required=payload.not_required, expected_version=version)
+    return answer(opportunity_id, response)
+
+
+@router.post("/opportunities/{int:opportunity_id}/ticks/{criterion}/withdraw",
+             response={200: OpportunityDetail, 400: Refusal, 403: Refusal, 412: Refusal},
+             summary="Withdraw a tick (it stays in the history)")
+def opportunity_untick(request, opportunity_id: int, criterion: TickedCriterion,
+                       response: HttpResponse,
+                       if_match: str | None = Header(None, alias="If-Match")):
+    opportunity = visible(request, opportunity_id)
+    version = expected_version(if_match)
+    opportunity.untick(criterion, by=request.user, expected_version=version)
     return answer(opportunity_id, response)
 
 

@@ -3,12 +3,13 @@
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
 from ninja import Field, Schema
 
 from pipeline.models import OpportunityType, Source
 from pipeline.models.activities import ActivityKind
-from pipeline.process import PROCESS, DeadReason, Stage
+from pipeline.process import CRITERIA, PROCESS, CriterionKind, DeadReason, Stage
 
 Money = Decimal
 
@@ -146,6 +147,19 @@ class MoveIn(Schema):
     dead_reason: DeadReason | None = Field(None, examples=[DeadReason.values[0]])
     account_executive: int | None = Field(None, ge=1, description="Who takes over when a "
                                           "BDR's opportunity leaves stage 1.")
+
+
+# The criteria a person ticks; the others are derived from data (process.py).
+TICKED = tuple(key for key, criterion in CRITERIA.items()
+               if criterion.kind == CriterionKind.TICKED)
+TickedCriterion = Literal[TICKED]
+
+
+class TickIn(Schema):
+    criterion: TickedCriterion = Field(..., examples=[TICKED[0]])
+    note: str = Field(..., max_length=2000, description="The evidence, or why it is not "
+                      "required.", examples=["Pain described in the call of 3 March"])
+    not_required: bool = False
 
 
 class MissingCriterion(Schema):

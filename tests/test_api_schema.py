@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from crm.tokens import ApiToken
+from pipeline.api_schemas import TICKED
 from pipeline.models import Terms, Via
 from pipeline.process import Stage
 from tests.factories import (
@@ -41,6 +42,8 @@ NEVER = {
     "sales_ops": {
         "POST /api/opportunities", "PATCH /api/opportunities/{opportunity_id}",
         "POST /api/opportunities/{opportunity_id}/move",
+        "POST /api/opportunities/{opportunity_id}/ticks",
+        "POST /api/opportunities/{opportunity_id}/ticks/{criterion}/withdraw",
         "POST /api/opportunities/{opportunity_id}/activities",
         "POST /api/opportunities/{opportunity_id}/activities/{activity_id}/done",
         "POST /api/opportunities/{opportunity_id}/activities/{activity_id}/cancel",
@@ -104,10 +107,11 @@ def with_examples(raw: dict, data: dict) -> dict:
             opportunity = data["rich"]
         values = {"opportunity_id": opportunity.pk,
                   "account_id": data["worked"].account_id, "contact_id": data["contact"].pk,
-                  "activity_id": data["done" if path.endswith("/done") else "cancel"].pk}
+                  "activity_id": data["done" if path.endswith("/done") else "cancel"].pk,
+                  "criterion": TICKED[0]}
         for operation in methods.values():
             for parameter in operation.get("parameters", []):
-                if parameter["in"] == "path":
+                if parameter["in"] == "path" and parameter["name"] in values:
                     parameter["example"] = values[parameter["name"]]
     schemas = raw["components"]["schemas"]
     schemas["OpportunityIn"]["properties"]["account"]["examples"] = [data["worked"].account_id]

@@ -275,3 +275,40 @@ def test_a_bdr_hands_a_deal_over_through_the_api_and_is_told_where_it_went(cast)
     assert response.status_code == 200, response.content
     assert response.json()["owner"] == cast.rep.pk and response.json()["stage"] == "discovering"
     assert ApiClient(cast.bdr).get(f"/api/opportunities/{opportunity.pk}").status_code == 404
+
+
+def test_a_script_ticks_what_the_409_names_and_then_moves(cast):
+    opportunity = OpportunityFactory(owner=cast.rep)
+    api = ApiClient(cast.rep)
+    url = f"/api/opportunities/{opportunity.pk}"
+    refusal = api.post(f"{url}/move", {"stage": "discovering"}).json()
+    version = 1
+    for missing in refusal["missing"]:
+        if missing["key"] == "identifying.next_call_scheduled":  # derived: plan the call
+            ahead = (timezone.now() + timedelta(days=2)).isoformat()
+            api.post(f"{url}/activities", {"kind": "call", "at": ahead, "subject": "Next"})
+            continue
+        ticked = api.post(f"{url}/ticks", {"criterion": missing["key"], "note": "On file"},
+                          headers={"If-Match": f'"{version}"'})
+        assert ticked.status_code == 200, ticked.content
+        version = int(ticked["ETag"].strip('"'))
+    moved = api.post(f"{url}/move", {"stage": "discovering"},
+                     headers={"If-Match": f'"{version}"'})
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["stage"] == "discovering"
+
+
+def test_a_tick_is_withdrawn_not_deleted_and_derived_criteria_cannot_be_ticked(cast):
+    opportunity = OpportunityFactory(owner=cast.rep)
+    api = ApiClient(cast.rep)
+    url = f"/api/opportunities/{opportunity.pk}"
+    key = "identifying.problem_described"
+    assert api.post(f"{url}/ticks", {"criterion": key, "note": "Pain"}).status_code == 200
+    withdrawn = api.post(f"{url}/ticks/{key}/withdraw")
+    assert withdrawn.status_code == 200 and key in withdrawn.json()["missing_criteria"]
+    assert opportunity.ticks.get().revoked_at is not None
+    derived = api.post(f"{url}/ticks", {"criterion": "identifying.next_call_scheduled",
+                                        "note": "x"})
+    assert derived.status_code == 422
+    assert ApiClient(cast.colleague).post(f"{url}/ticks", {"criterion": key, "note": "x"}
+                                          ).status_code == 403
