@@ -7,6 +7,7 @@ others (crm imports neither pipeline nor forecasting)."""
 
 from datetime import datetime
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import CursorPagination, paginate
@@ -43,7 +44,8 @@ class Page(CursorPagination):
 
 
 class Refusal(Schema):
-    """Why a request was refused, in words for a person; `errors` names bad fields."""
+    """Why a request was refused, in words for a person; `errors` names bad fields (400:
+    values the app's rules refuse; 422: values that do not fit the schema)."""
 
     detail: str
     errors: dict[str, list[str]] | None = None
@@ -55,6 +57,10 @@ class Invalid(Exception):
     def __init__(self, errors: dict[str, list[str]]):
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
         self.errors = errors
+
+
+class Missing(Http404):
+    """A record that is not there, with a message saying which."""
 
 
 def form_errors(form) -> dict[str, list[str]]:

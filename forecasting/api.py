@@ -3,14 +3,17 @@ authentication and how it answers a refused request. Assembled here because fore
 may import pipeline and crm, and crm may import neither (docs/architecture.md)."""
 
 
+from collections import defaultdict
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext
 from ninja import Field, NinjaAPI, Query, Router, Schema
+from ninja.errors import ValidationError as SchemaError
 
-from crm.api import Invalid, TokenAuth
+from crm.api import Invalid, Missing, TokenAuth
 from crm.api import router as crm_router
 from crm.models import User, fiscal_quarter, quarter_from_text
 from forecasting.rollups import Figures, quarter_forecast
@@ -124,6 +127,27 @@ def invalid(request, refusal: Invalid):
 @api.exception_handler(ValidationError)
 def model_validation(request, error: ValidationError):
     return refused(request, " ".join(error.messages), 400)
+
+
+@api.exception_handler(Http404)
+def not_found(request, error: Http404):
+    """Out of sight and not there answer alike, as on the pages."""
+    message = str(error) if isinstance(error, Missing) else gettext(
+        "There is no such record among those you may see.")
+    return refused(request, message, 404)
+
+
+@api.exception_handler(SchemaError)
+def unfit_input(request, error: SchemaError):
+    """Input that does not fit the schema: 422, each field's messages by its name."""
+    errors = defaultdict(list)
+    for problem in error.errors:
+        where = [str(part) for part in problem.get("loc", ())]
+        # ("body", "payload", "amount") -> "amount"; ("query", "page_size") -> "page_size"
+        name = ".".join(where[2:] if where[:1] == ["body"] else where[1:]) or "request"
+        errors[name].append(problem.get("msg", ""))
+    return refused(request, gettext("Some values do not fit the API's schema."), 422,
+                   errors=dict(errors))
 
 
 @api.exception_handler(PermissionDenied)

@@ -3,13 +3,12 @@ plan, its offer and its purchase orders (read). Reached through the opportunity,
 a user may see of them is what they may see of it."""
 
 
-from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from crm.api import Invalid, Page, Refusal
+from crm.api import Invalid, Missing, Page, Refusal
 from crm.models import Contact
 from pipeline.api import visible
 from pipeline.api_schemas import (
@@ -78,7 +77,7 @@ class ClosePlanRow(ClosePlanOut):
 def close_plan(request, opportunity_id: int):
     plan = visible(request, opportunity_id).current_close_plan()
     if plan is None:
-        raise Http404(gettext("This opportunity has no close plan yet."))
+        raise Missing(gettext("This opportunity has no close plan yet."))
     return plan
 
 
@@ -97,7 +96,7 @@ class OfferRow(OfferOut):
 def offer(request, opportunity_id: int):
     found = visible(request, opportunity_id).current_offer()
     if found is None:
-        raise Http404(gettext("This opportunity has no offer yet."))
+        raise Missing(gettext("This opportunity has no offer yet."))
     return found
 
 

@@ -178,7 +178,9 @@ def test_bad_input_is_refused_with_readable_messages(cast):
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"name", "currency"}
     assert api.post("/api/opportunities", raw="{not json").status_code == 400
-    assert api.post("/api/opportunities", {"amount": -1}).status_code == 422
+    unfit = api.post("/api/opportunities", {"amount": -1})
+    assert unfit.status_code == 422 and unfit.json()["detail"]
+    assert {"amount", "name", "account"} <= set(unfit.json()["errors"])
     assert api.post("/api/accounts", {"name": ""}).status_code == 400
     assert not Opportunity.objects.exists()
 
@@ -239,7 +241,7 @@ def test_close_plan_offer_and_purchase_orders_are_read_through_their_opportunity
     plan = api.get(f"{url}/close-plan")
     assert plan.status_code == 200 and plan.json()["is_accepted"] is True
     assert len(plan.json()["steps"]) >= 1
-    assert api.get(f"{url}/offer").status_code == 404
+    assert api.get(f"{url}/offer").json()["detail"] == "This opportunity has no offer yet."
     assert api.get(f"{url}/purchase-orders").json()["results"] == []
     advance(opportunity, Stage.FINALIZING)
     opportunity.reload()
