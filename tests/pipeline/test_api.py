@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from pipeline.models import Activity, Opportunity, StageChange, Via
@@ -314,3 +316,19 @@ def test_a_tick_is_withdrawn_not_deleted_and_derived_criteria_cannot_be_ticked(c
     assert derived.status_code == 422
     assert ApiClient(cast.colleague).post(f"{url}/ticks", {"criterion": key, "note": "x"}
                                           ).status_code == 403
+
+
+def test_a_page_of_opportunities_costs_the_same_queries_for_few_or_many(cast):
+    api = ApiClient(cast.manager)
+    api.get("/api/me")  # the token's first use notes the time; later ones within a minute not
+
+    def queries_for_a_page() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get("/api/opportunities", page_size=100).status_code == 200
+        return len(queries)
+
+    OpportunityFactory(owner=cast.rep)
+    few = queries_for_a_page()
+    for _ in range(20):
+        OpportunityFactory(owner=cast.colleague)
+    assert queries_for_a_page() == few
