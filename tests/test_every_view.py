@@ -154,6 +154,10 @@ def world(client) -> World:
 
 
 ROUTES = app_routes() + admin_routes()
+# The API answers a session's requests with 401 whatever they hold; tests/test_api_schema.py
+# sweeps it with each role's token. Here it is left to the random test below, which draws
+# from every route at a fixed cost, instead of adding a fifth to the sweep's time.
+SWEPT = [route for route in ROUTES if not route.startswith("api/")]
 NAMES = field_names()
 REAL_VALUES = [
     *Stage.values, *CRITERIA, *DeadReason.values, "true", "on", "1", "0", "-1", "",
@@ -240,7 +244,7 @@ def test_every_view_answers_empty_and_junk_input_without_a_server_error(world, r
     """Each view once with nothing and once with every field given twice, junk and a
     number: the sweep that makes sure no view is left out."""
     junk = {name: ["\u202e<script>\r\n", "1"] for name in NAMES}
-    for route in ROUTES:
+    for route in SWEPT:
         path = "/" + re.sub(r"<int:\w+>", str(world.ids["opportunities"][1]),
                             re.sub(r"<str:\w+>", "discovering", route))
         for method in ("GET", "POST"):
