@@ -18,10 +18,11 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Count
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from crm.models import Account, Contact, ExchangeRate, Notification, Role, Team, User
+from crm.tokens import ApiToken
 
 admin.site.site_header = _("Progression administration")
 admin.site.site_title = _("Progression")
@@ -315,3 +316,31 @@ class NotificationAdmin(HistoryAdmin):
         if request.user.is_superuser:
             return queryset
         return queryset.filter(recipient=request.user)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(HistoryAdmin):
+    """Scripts' tokens, never their secrets: a superuser sees all and revokes any (someone
+    leaving), everyone else sees their own. Made and revoked by their users on /account/tokens/."""
+
+    list_display = ("name", "user", "hint", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("user",)
+    search_fields = ("name", "user__username", "user__last_name")
+    exclude = ("digest",)
+    actions = ["revoke_selected"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(user=request.user)
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    @admin.action(description=_("Revoke selected API tokens"), permissions=["revoke"])
+    def revoke_selected(self, request, queryset) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, ngettext("%d token revoked.", "%d tokens revoked.", revoked)
+                          % revoked, messages.SUCCESS)

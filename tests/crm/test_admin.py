@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
+from crm.tokens import ApiToken
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
     Activity,
@@ -62,7 +63,7 @@ pytestmark = pytest.mark.django_db
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
              ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim, ForecastCall,
-             Snapshot, SnapshotRow, Activity}
+             Snapshot, SnapshotRow, Activity, ApiToken}
 # One row, made by the migration: a second cannot be added.
 SINGLE_ROW = {ActivityRule}
 
@@ -147,6 +148,7 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         Contact: opportunity.champion,
         ExchangeRate: ExchangeRateFactory(),
         Notification: Notification.objects.first(),
+        ApiToken: ApiToken.issue(rep, "Nightly export")[0],
         Opportunity: opportunity,
         Offer: opportunity.offer,
         OfferLine: opportunity.offer.lines.get(),

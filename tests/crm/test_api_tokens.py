@@ -1,6 +1,6 @@
 from crm.tokens import ApiToken, digest
 from tests.api_client import ApiClient
-from tests.factories import BdrFactory, RepFactory
+from tests.factories import BdrFactory, RepFactory, UserFactory
 
 
 def test_token_page_shows_the_new_secret_once_and_stores_only_its_hash(client, db):
@@ -66,3 +66,16 @@ def test_the_token_page_speaks_german(client, db):
     client.force_login(RepFactory(language="de"))
     response = client.get("/account/tokens/", headers={"Accept-Language": "de"})
     assert b"API-Token" in response.content
+
+
+def test_a_superuser_revokes_a_leavers_tokens_in_the_admin_without_seeing_secrets(client, db):
+    rep = RepFactory()
+    api = ApiClient(rep)
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+    listing = client.get("/admin/crm/apitoken/")
+    assert listing.status_code == 200 and api.secret.encode() not in listing.content
+    token = ApiToken.objects.get(user=rep)
+    response = client.post("/admin/crm/apitoken/", {
+        "action": "revoke_selected", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    assert api.get("/api/me").status_code == 401
