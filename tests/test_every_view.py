@@ -23,7 +23,15 @@ import crm.forms
 import forecasting.call_forms
 import forecasting.forms
 import pipeline.forms
-from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
+from crm.models import (
+    Account,
+    Contact,
+    ContactErasure,
+    ExchangeRate,
+    Notification,
+    Team,
+    User,
+)
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
     Activity,
@@ -62,7 +70,7 @@ WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
            Team, User, Target, Quota, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
            ClosePlanStep, ShareLink, ClosePlanEvent, ForecastCall, Snapshot, SnapshotRow,
-           Activity, ActivityRule]
+           Activity, ActivityRule, ContactErasure]
 
 
 def app_routes() -> list[str]:
