@@ -151,7 +151,7 @@ def history_mentions(contact: Contact, ids: set[int], deal,
     rows = [
         {"opportunity": deal(c.opportunity_id), "at": when(c.changed_at),
          "kind": "field", "field": c.field, "old": c.old_value, "new": c.new_value,
-         "text": c.new_value or c.old_value}
+         "text": (c.new_value or c.old_value).partition(":")[2]}
         for c in FieldChange.objects.filter(named, field="champion", opportunity_id__in=ids)
     ]
 

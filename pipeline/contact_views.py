@@ -43,6 +43,7 @@ def contact_detail(request, pk: int) -> TemplateResponse:
     contact = visible_contact(request, pk)
     return TemplateResponse(request, "pipeline/contact_detail.html", {
         "contact": contact, "record": record_for(request, contact),
+        "erasures": contact.erasures.select_related("erased_by").order_by("erased_at"),
     })
 
 
