@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from django import forms
 from django.contrib import admin
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
@@ -196,8 +196,24 @@ def route_to_path(route: str, draw, world: World) -> str:
     return "/" + re.sub(r"<(\w+):\w+>", fill, route)
 
 
-def state() -> dict:
+def state() -> dict | tuple:
+    """Every row of every table a view may write, to compare before and after a request.
+
+    On PostgreSQL the server renders each table as one text in a single query: reading
+    the rows through the ORM took three quarters of this file's time.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(STATE_SQL)
+            return cursor.fetchone()
     return {model.__name__: list(model.objects.order_by("pk").values()) for model in WRITTEN}
+
+
+STATE_SQL = "SELECT " + ", ".join(
+    f"(SELECT string_agg(t::text, '|' ORDER BY t.{model._meta.pk.column}) "
+    f"FROM {model._meta.db_table} t)"
+    for model in WRITTEN
+)
 
 
 def send(world: World, role: str, method: str, path: str, data: dict, htmx: bool):
