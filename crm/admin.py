@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect
@@ -17,11 +18,22 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Count
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Account, Contact, ExchangeRate, Notification, Role, Team, User
+from crm.forms import ErasureForm
+from crm.models import (
+    Account,
+    Contact,
+    ContactErasure,
+    ExchangeRate,
+    Notification,
+    Role,
+    Team,
+    User,
+)
 from crm.tokens import ApiToken
 
 admin.site.site_header = _("Progression administration")
@@ -224,6 +236,10 @@ class ContactInline(admin.TabularInline):
     extra = 0
     show_change_link = True
 
+    def get_queryset(self, request):
+        # An erased contact is never edited again, not even as a row of its account.
+        return super().get_queryset(request).filter(erased_at__isnull=True)
+
     def has_view_permission(self, request, obj=None) -> bool:
         return holds_a_role(request.user)
 
@@ -271,17 +287,72 @@ class AccountAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
 @admin.register(Contact)
 class ContactAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
     list_display = ("last_name", "first_name", "account", "title", "email", "phone",
-                    "archived_at")
+                    "archived_at", "erased_at")
     list_filter = (ArchivedListFilter,)
     list_select_related = ("account",)
     search_fields = ("first_name", "last_name", "email", "account__name")
     autocomplete_fields = ("account",)
+    readonly_fields = ("erased_at",)
+    actions = [*ArchiveActionsMixin.actions, "erase_selected"]
 
     def has_add_permission(self, request) -> bool:
         return holds_a_role(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_erased:
+            return False  # an erasure cannot be reversed by an edit
         return holds_a_role(request.user)
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.is_active and request.user.handles_privacy_requests
+
+    @admin.action(description=_("Restore selected %(verbose_name_plural)s"),
+                  permissions=["change"])
+    def restore_selected(self, request, queryset) -> None:
+        super().restore_selected(request, queryset.filter(erased_at__isnull=True))
+
+    @admin.action(description=_("Erase selected contacts on request…"),
+                  permissions=["erase"])
+    def erase_selected(self, request, queryset):
+        """Anonymise the selected contacts (Contact.erase), after a confirmation with the
+        reason; those erased already are left as they are."""
+        contacts = list(queryset.filter(erased_at__isnull=True).select_related("account"))
+        form = ErasureForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            for contact in contacts:
+                contact.erase(by=request.user, reason=form.cleaned_data["reason"])
+                self.log_change(request, contact, gettext("Erased on request."))
+            self.message_user(request, gettext("%(count)d erased.") % {"count": len(contacts)},
+                              messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Erase contacts on request"),
+            "opts": self.opts,
+            "form": form,
+            "contacts": contacts,
+            "selected_pks": [contact.pk for contact in contacts],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "action_name": "erase_selected",
+            "media": self.media + form.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/crm/erase_contacts.html", context)
+
+
+@admin.register(ContactErasure)
+class ContactErasureAdmin(HistoryAdmin):
+    """The log of erasures: read by sales ops and superusers, never changed."""
+
+    list_display = ("erased_at", "contact_id", "erased_by", "reason")
+    list_select_related = ("erased_by",)
+    fields = ("erased_at", "contact", "erased_by", "reason")
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.handles_privacy_requests
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.handles_privacy_requests
 
 
 # --- money and the outbox ---

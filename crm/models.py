@@ -19,6 +19,14 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.currencies import ISO_4217
 
+# ContactErasure and ErasureRefused are importable from here, beside Contact.
+from crm.erasure import (  # noqa: F401
+    PERSONAL_FIELDS,
+    ContactErasure,
+    Erasable,
+    ErasureRefused,
+)
+
 # `text__length__lte=...` in check constraints: the database enforces every text's limit.
 CharField.register_lookup(Length)
 TextField.register_lookup(Length)
@@ -128,6 +136,12 @@ class User(AbstractUser):
         return self.is_superuser or self.is_sales_ops
 
     @property
+    def handles_privacy_requests(self) -> bool:
+        """Sales ops (and superusers) erase contacts on request and export what is stored
+        about one (docs/decisions.md, "Erasing a contact")."""
+        return self.is_superuser or self.is_sales_ops
+
+    @property
     def sees_dead_pool(self) -> bool:
         """BDRs work the dead pool; managers and sales ops watch it (process.md, Roles)."""
         return self.is_superuser or self.is_bdr or self.is_manager or self.is_sales_ops
@@ -171,8 +185,9 @@ class Account(models.Model):
         )
 
 
-class Contact(models.Model):
-    """A person at an account: a possible champion or decision-committee member."""
+class Contact(Erasable, models.Model):
+    """A person at an account: a possible champion or decision-committee member. Erased on
+    request (crm/erasure.py): anonymised in place, never deleted."""
 
     account = models.ForeignKey(
         Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="contacts"
@@ -187,14 +202,28 @@ class Contact(models.Model):
     phone = models.CharField(_("phone"), max_length=50, blank=True,
                              validators=[validate_single_line])
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
+    erased_at = models.DateTimeField(_("erased"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         ordering = ["last_name", "first_name"]
+        constraints = [
+            # An erasure cannot be reversed by an edit: the database keeps it empty.
+            models.CheckConstraint(
+                condition=models.Q(erased_at__isnull=True)
+                | models.Q(**dict.fromkeys(PERSONAL_FIELDS, ""), archived_at__isnull=False),
+                name="contact_erased_stays_empty"),
+        ]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return _("Erased contact #%d") % self.pk
         return f"{self.first_name} {self.last_name}".strip()
+
+    def save(self, *args, **kwargs) -> None:
+        self.refuse_if_erased()
+        super().save(*args, **kwargs)
 
     def restore(self) -> None:
         """Undo an archiving: the contact is offered again as champion or committee member."""

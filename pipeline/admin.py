@@ -500,6 +500,7 @@ class UserAdminWithReassignment(ProgressionUserAdmin):
             "opts": self.opts,
             "form": form,
             "leaving": [(user, open_counts.get(user.pk, 0)) for user in leaving],
+            "selected_pks": [user.pk for user in leaving],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action_name": "reassign_open_opportunities",
             "media": self.media + form.media,

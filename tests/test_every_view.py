@@ -23,7 +23,15 @@ import crm.forms
 import forecasting.call_forms
 import forecasting.forms
 import pipeline.forms
-from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
+from crm.models import (
+    Account,
+    Contact,
+    ContactErasure,
+    ExchangeRate,
+    Notification,
+    Team,
+    User,
+)
 from crm.tokens import ApiToken
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
@@ -63,7 +71,7 @@ WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
            Team, User, Target, Quota, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
            ClosePlanStep, ShareLink, ClosePlanEvent, ForecastCall, Snapshot, SnapshotRow,
-           Activity, ActivityRule, ApiToken]
+           Activity, ActivityRule, ContactErasure, ApiToken]
 
 
 def app_routes() -> list[str]:

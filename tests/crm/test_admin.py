@@ -16,7 +16,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
+from crm.models import (
+    Account,
+    Contact,
+    ContactErasure,
+    ExchangeRate,
+    Notification,
+    Team,
+    User,
+)
 from crm.tokens import ApiToken
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
@@ -63,7 +71,7 @@ pytestmark = pytest.mark.django_db
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
              ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim, ForecastCall,
-             Snapshot, SnapshotRow, Activity, ApiToken}
+             Snapshot, SnapshotRow, Activity, ContactErasure, ApiToken}
 # One row, made by the migration: a second cannot be added.
 SINGLE_ROW = {ActivityRule}
 
@@ -177,6 +185,8 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         Group: Group.objects.get(name="rep"),
         Activity: Activity.objects.first(),  # the call planned to leave Identifying
         ActivityRule: ActivityRule.objects.get_or_create(pk=1)[0],
+        ContactErasure: ContactFactory(account=opportunity.account).erase(
+            by=sales_ops, reason="Asked by letter"),
     }
 
 

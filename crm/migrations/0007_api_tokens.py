@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0005_single_line_names_and_currency_codes'),
+        ('crm', '0006_contact_erasure'),
     ]
 
     operations = [
