@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings as django_settings
 
 
@@ -63,3 +64,24 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 
     assert result.returncode != 0
     assert "Set SECRET_KEY when DEBUG is off." in result.stderr
+
+
+@pytest.mark.parametrize("weak_key", [
+    "short-but-random-Xy7",
+    "insecure-local-development-key-never-use-in-production-0123456789",  # the demo's
+    "django-insecure-" + "k" * 20 + secrets.token_urlsafe(30),  # startproject's kind
+    "a" * 60,
+])
+def test_production_refuses_to_start_with_a_weak_secret_key(tmp_path, weak_key):
+    result = manage(production_environment(tmp_path, SECRET_KEY=weak_key), "check")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY is too weak for production" in result.stderr
+
+
+def test_the_development_key_still_serves_the_demo(tmp_path):
+    environment = production_environment(tmp_path, DEBUG="1")
+    del environment["SECRET_KEY"]
+
+    assert manage(environment, "check").returncode == 0
