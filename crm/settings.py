@@ -341,6 +341,8 @@ AXES_ENABLE_ADMIN = False
 # LOG_FORMAT=json: every line is one JSON object, and every request logs one line with
 # its method, path, status, duration and user (crm.middleware.log_requests).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
+# The worker and beat then log through the same JSON handler instead of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
