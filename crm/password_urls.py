@@ -6,6 +6,7 @@ The names are Django's own (`password_reset_done` and so on), which its views re
 from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
 
 PAGE = "registration/password_page.html"
 
@@ -25,6 +26,9 @@ urlpatterns = [
         email_template_name="registration/password_reset_email.txt",
         subject_template_name="registration/password_reset_subject.txt",
     ), name="password_reset"),
+    # The admin's login page offers "Forgotten your password?" when this name exists.
+    path("admin/password_reset/", RedirectView.as_view(pattern_name="password_reset"),
+         name="admin_password_reset"),
     path("password/reset/sent/", page(auth_views.PasswordResetDoneView, _("Check your e-mail")),
          name="password_reset_done"),
     path("password/reset/<uidb64>/<token>/",

@@ -44,6 +44,13 @@ def test_a_forgotten_password_is_reset_through_the_link_in_the_email():
     assert "invalid" in again.content.decode()
 
 
+def test_the_admin_login_offers_the_same_reset():
+    page = Client().get("/admin/login/").content.decode()
+
+    assert 'href="/admin/password_reset/"' in page
+    assert Client().get("/admin/password_reset/")["Location"] == "/password/reset/"
+
+
 def test_asking_for_a_reset_does_not_tell_whether_an_address_has_an_account():
     response = Client().post("/password/reset/", {"email": "nobody@example.com"}, follow=True)
 
