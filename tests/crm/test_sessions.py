@@ -95,3 +95,17 @@ def test_each_request_moves_the_end_of_a_session_in_use(settings):
 
     assert Session.objects.get(pk=key).expire_date > soon
     assert client.cookies["sessionid"]["max-age"] == settings.SESSION_COOKIE_AGE
+
+
+def test_beat_clears_the_sessions_that_ended_once_a_day(settings):
+    from crm.tasks import clear_expired_sessions
+
+    ended = signed_in(RepFactory()).session.session_key
+    current = signed_in(RepFactory()).session.session_key
+    Session.objects.filter(pk=ended).update(expire_date=timezone.now() - timedelta(minutes=1))
+
+    clear_expired_sessions()
+
+    assert list(Session.objects.values_list("pk", flat=True)) == [current]
+    entry = settings.CELERY_BEAT_SCHEDULE["clear-expired-sessions"]
+    assert (entry["task"], entry["schedule"]) == (clear_expired_sessions.name, timedelta(days=1))
