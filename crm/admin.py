@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect
@@ -18,12 +17,10 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Count
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.forms import ErasureForm
 from crm.models import (
     Account,
     Contact,
@@ -293,7 +290,8 @@ class ContactAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
     search_fields = ("first_name", "last_name", "email", "account__name")
     autocomplete_fields = ("account",)
     readonly_fields = ("erased_at",)
-    actions = [*ArchiveActionsMixin.actions, "erase_selected"]
+    # The erasure action is added in pipeline/admin.py: an erasure also cleans the deals'
+    # texts, which crm may not import.
 
     def has_add_permission(self, request) -> bool:
         return holds_a_role(request.user)
@@ -303,41 +301,11 @@ class ContactAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
             return False  # an erasure cannot be reversed by an edit
         return holds_a_role(request.user)
 
-    def has_erase_permission(self, request) -> bool:
-        return request.user.is_active and request.user.handles_privacy_requests
-
     @admin.action(description=_("Restore selected %(verbose_name_plural)s"),
                   permissions=["change"])
     def restore_selected(self, request, queryset) -> None:
         super().restore_selected(request, queryset.filter(erased_at__isnull=True))
 
-    @admin.action(description=_("Erase selected contacts on request…"),
-                  permissions=["erase"])
-    def erase_selected(self, request, queryset):
-        """Anonymise the selected contacts (Contact.erase), after a confirmation with the
-        reason; those erased already are left as they are."""
-        contacts = list(queryset.filter(erased_at__isnull=True).select_related("account"))
-        form = ErasureForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            for contact in contacts:
-                contact.erase(by=request.user, reason=form.cleaned_data["reason"])
-                self.log_change(request, contact, gettext("Erased on request."))
-            self.message_user(request, gettext("%(count)d erased.") % {"count": len(contacts)},
-                              messages.SUCCESS)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": gettext("Erase contacts on request"),
-            "opts": self.opts,
-            "form": form,
-            "contacts": contacts,
-            "selected_pks": [contact.pk for contact in contacts],
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "action_name": "erase_selected",
-            "media": self.media + form.media,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/crm/erase_contacts.html", context)
 
 
 @admin.register(ContactErasure)

@@ -2,13 +2,15 @@
 place, everything else (opportunities, history, figures) kept, the erasure logged.
 
 Mixed into Contact. crm never imports the other apps, so the texts they keep (activity
-notes, history reasons, close plan steps) are scrubbed by their own receivers of
-`contact_erased`, sent inside the erasure's transaction: all of it happens, or none.
+notes, history reasons, close plan steps) are scrubbed by the callable the caller passes
+in, inside the erasure's transaction: all of it happens, or none. The one door that
+passes it is `pipeline.contact_privacy.erase_contact`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,6 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models import Q
-from django.dispatch import Signal
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -27,11 +28,6 @@ if TYPE_CHECKING:
 
 REASON_LENGTH = 500
 PERSONAL_FIELDS = ("first_name", "last_name", "title", "email", "phone")
-
-# Sent inside the erasure's transaction with `contact` (already anonymised) and `scrub`
-# (a Scrubber); each app that keeps free text about an account's people scrubs its own.
-contact_erased = Signal()
-
 
 class ErasureRefused(Exception):
     """Why an erasure (or a change to an erased contact) was refused; nothing changed."""
@@ -141,10 +137,13 @@ class Erasable:
         with translation.override(settings.LANGUAGE_CODE):
             return gettext("[erased contact #%d]") % self.pk
 
-    def erase(self, *, by: User | None, reason: str) -> ContactErasure:
+    def erase(self, *, by: User | None, reason: str,
+              scrub_elsewhere: Callable[[Contact, Scrubber], None]) -> ContactErasure:
         """Anonymise this contact in place, with every text that named them, and log it.
-        Cannot be undone. Raises ErasureRefused (403 for who may not, 400 without a reason,
-        409 when already erased), and then nothing has changed."""
+        `scrub_elsewhere(contact, scrub)` cleans the texts other apps keep about the
+        contact's account, in the same transaction. Cannot be undone. Raises
+        ErasureRefused (403 for who may not, 400 without a reason, 409 when already
+        erased), and then nothing has changed."""
         from crm.models import Contact, Notification
 
         if by is not None and not by.handles_privacy_requests:
@@ -173,7 +172,7 @@ class Erasable:
             LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Contact),
                                     object_id=str(contact.pk)).update(object_repr=label)
             anywhere.rewrite(LogEntry.objects.all(), ("object_repr", "change_message"))
-            contact_erased.send(sender=Contact, contact=contact, scrub=scrub)
+            scrub_elsewhere(contact, scrub)
             erasure = ContactErasure.objects.create(contact=contact, erased_at=now,
                                                     erased_by=by, reason=scrub(reason))
         self.refresh_from_db()

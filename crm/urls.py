@@ -8,6 +8,7 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("favicon.ico", favicon, name="favicon"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("crm.password_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("", include("pipeline.urls")),

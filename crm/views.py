@@ -122,6 +122,14 @@ class LoginView(auth_views.LoginView):
         return response
 
 
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes answers a locked-out login (the app's or the admin's) with this page."""
+    context = {"failure_limit": settings.AXES_FAILURE_LIMIT,
+               "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
+    return TemplateResponse(request, "registration/locked_out.html", context,
+                            status=settings.AXES_HTTP_RESPONSE_CODE).render()
+
+
 def favicon(request):
     """Browsers and tools that ask for /favicon.ico without reading the page's icon link."""
     return HttpResponseRedirect(static("favicon.svg"))

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+import pipeline.contact_admin  # noqa: F401  (registers Contact's admin with the erasure)
 from crm.admin import (
     HistoryAdmin,
     ProgressionModelAdmin,

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.db.models import F, Q, QuerySet
 
-from crm.erasure import Scrubber
-from crm.models import Contact
+from crm.erasure import ContactErasure, Scrubber
+from crm.models import Contact, User
 from pipeline.models import (
     Activity,
     ClosePlan,
@@ -45,10 +45,16 @@ TEXTS: tuple[tuple[type, str, tuple[str, ...]], ...] = (
 )
 
 
-def scrub_deal_texts(sender, *, contact: Contact, scrub: Scrubber, **kwargs) -> None:
-    """Receiver of crm's `contact_erased`, inside the erasure's transaction. An
-    opportunity whose own text changed gets a new version, so a form opened before the
-    erasure cannot save the name back (it meets a conflict)."""
+def erase_contact(contact: Contact, *, by: User | None, reason: str) -> ContactErasure:
+    """Erase a contact on request: their own fields (crm's `Contact.erase`) and every
+    text about their account's deals that named them, in one transaction."""
+    return contact.erase(by=by, reason=reason, scrub_elsewhere=scrub_deal_texts)
+
+
+def scrub_deal_texts(contact: Contact, scrub: Scrubber) -> None:
+    """The deals' side of an erasure, inside its transaction. An opportunity whose own
+    text changed gets a new version, so a form opened before the erasure cannot save the
+    name back (it meets a conflict)."""
     for model, to_account, fields in TEXTS:
         changed = scrub.rewrite(model.objects.filter(**{to_account: contact.account_id}),
                                 fields)

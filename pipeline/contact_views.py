@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from crm.forms import ErasureForm
 from crm.models import Contact, ErasureRefused
-from pipeline.contact_privacy import contact_record
+from pipeline.contact_privacy import contact_record, erase_contact
 from pipeline.models import ChangeForbidden, Opportunity
 
 
@@ -77,7 +77,7 @@ def contact_erase(request, pk: int) -> TemplateResponse | HttpResponseRedirect:
     if not form.is_valid():
         return TemplateResponse(request, "pipeline/contact_erase.html", context, status=400)
     try:
-        contact.erase(by=request.user, reason=form.cleaned_data["reason"])
+        erase_contact(contact, by=request.user, reason=form.cleaned_data["reason"])
     except ErasureRefused as refused:
         context["refusal"] = refused.message
         return TemplateResponse(request, "pipeline/contact_erase.html", context,

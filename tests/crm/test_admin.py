@@ -27,6 +27,7 @@ from crm.models import (
 )
 from crm.tokens import ApiToken
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
+from pipeline.contact_privacy import erase_contact
 from pipeline.models import (
     Activity,
     ActivityRule,
@@ -185,8 +186,8 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         Group: Group.objects.get(name="rep"),
         Activity: Activity.objects.first(),  # the call planned to leave Identifying
         ActivityRule: ActivityRule.objects.get_or_create(pk=1)[0],
-        ContactErasure: ContactFactory(account=opportunity.account).erase(
-            by=sales_ops, reason="Asked by letter"),
+        ContactErasure: erase_contact(ContactFactory(account=opportunity.account),
+                                      by=sales_ops, reason="Asked by letter"),
     }
 
 
