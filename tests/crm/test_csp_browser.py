@@ -77,7 +77,8 @@ def test_every_main_page_works_under_the_content_security_policy(live_server, pa
         f"/opportunities/{at_finalizing.pk}/plan/", "/orders/pending/",
         f"/opportunities/{pending.pk}/review/", "/dead-pool/", "/forecast/",
         "/forecast/funnel/?quarter=2026-Q2", "/forecast/calibration/?quarter=2026-Q2",
-        "/forecast/calls/", "/forecast/quotas/", "/notifications/", "/admin/",
+        "/forecast/calls/", "/forecast/quotas/", "/notifications/", "/account/tokens/",
+        "/admin/",
         f"/admin/pipeline/opportunity/{at_finalizing.pk}/change/",
         f"/admin/crm/user/{rep.pk}/change/",
     ]
