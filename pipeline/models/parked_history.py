@@ -43,10 +43,12 @@ def insert_parked_history(opportunity_table: str, pks: list[int],
     stage its dead note names (`source_of`), with its checklist snapshot. `derived_met`:
     for each derived criterion, the ids that meet it.
 
-    The snapshot is built as JSON text and read as JSONB once: every criterion starts
-    unmet and unticked (one constant), then the derived ones met and the ticks overwrite
-    their keys (reading JSONB, the last of two equal keys wins). Building a JSONB object
-    for each of the twenty criteria of each row cost four times the rest of the statement.
+    Every criterion starts unmet and unticked (one constant); each row's derived criteria
+    that are met and its ticks (as JSON, read as JSONB once per row; of two equal keys
+    JSONB keeps the last, the tick) replace their entries with `||`. Building a JSONB
+    object for each of the twenty criteria of each row cost twice the rest of the
+    statement. Ticks of criteria the process no longer has are left out, as
+    `checklist_snapshot` leaves them out.
     """
     quote = connections[using].ops.quote_name
     change, tick, user, member = (model._meta.db_table for model in (
@@ -70,7 +72,8 @@ def insert_parked_history(opportunity_table: str, pks: list[int],
                 'state', t.state, 'by', u.username, 'at', {isoformat_sql("t.ticked_at")},
                 'note', t.note)
             FROM {quote(tick)} t JOIN {quote(user)} u ON u.id = t.ticked_by_id
-            WHERE t.opportunity_id = ANY(%s) AND t.revoked_at IS NULL),
+            WHERE t.opportunity_id = ANY(%s) AND t.revoked_at IS NULL
+                AND t.criterion = ANY(%s)),
         criteria (id, criteria) AS (
             SELECT id, json_object_agg(key, value ORDER BY ticked)::jsonb FROM entry GROUP BY id)
         INSERT INTO {quote(change)} (opportunity_id, from_stage, to_stage, changed_by_id,
@@ -93,7 +96,8 @@ def insert_parked_history(opportunity_table: str, pks: list[int],
     """
     unmet = json.dumps({key: criterion_entry(met=False) for key in CRITERIA})
     with connections[using].cursor() as cursor:
-        cursor.execute(sql, [met_keys, met_ids, list(DERIVED_CRITERIA), pks, *source_params,
+        cursor.execute(sql, [met_keys, met_ids, list(DERIVED_CRITERIA), pks, list(CRITERIA),
+                             *source_params,
                              Stage.DEAD.value, now, Via.TIMEOUT.value,
                              DeadReason.TIMEOUT.value, unmet, pks])
 
