@@ -276,10 +276,11 @@ class ChecklistAsRead(Checklist, Planning, Ordering, Activities):
 
 
 def as_aware(value: datetime | str) -> datetime:
-    """A timestamp as a raw cursor returns it: SQLite's is the stored text (UTC)."""
+    """A timestamp as a raw cursor returns it: SQLite's is the stored text (UTC) or, for a
+    column in RETURNING, a naive datetime (UTC)."""
     if isinstance(value, str):
-        return timezone.make_aware(parse_datetime(value), UTC)
-    return value
+        value = parse_datetime(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
 def links_by_id(model) -> Callable[[int], str]:
