@@ -17,7 +17,7 @@ from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
-from crm import lookups  # noqa: F401 (registers field__any)
+from crm.bulk import insert_from_arrays  # registers field__any too
 from crm.currencies import ISO_4217
 
 # `text__length__lte=...` in check constraints: the database enforces every text's limit.
@@ -402,37 +402,17 @@ class Notification(models.Model):
         For sweeps that change thousands of rows at once: a task per notification would
         cost the broker a round trip each. Returns the ids.
         """
-        rows = [(recipient_id, one_line(subject, cls.SUBJECT_LENGTH),
-                 shortened(body, cls.BODY_LENGTH), link)
-                for recipient_id, subject, body, link in messages]
-        pks = cls._insert_many(rows)
+        pks = insert_from_arrays(
+            cls, {"recipient_id": "bigint", "subject": "text", "body": "text", "link": "text"},
+            [(recipient_id, one_line(subject, cls.SUBJECT_LENGTH),
+              shortened(body, cls.BODY_LENGTH), link)
+             for recipient_id, subject, body, link in messages],
+            {"created_at": timezone.now(), "attempts": 0, "last_error": ""})
         if pks:
             from crm.tasks import deliver_notifications
 
             transaction.on_commit(lambda: enqueue_quietly(deliver_notifications, pks))
         return pks
-
-    @classmethod
-    def _insert_many(cls, rows: list[tuple[int, str, str, str]]) -> list[int]:
-        """Insert (recipient id, subject, body, link) rows; their ids. On PostgreSQL one
-        INSERT … SELECT from arrays, the other columns as their defaults give them:
-        bulk_create built a model instance for each row and prepared every value of it in
-        Python, a fifth of a timeout sweep (docs/benchmarks.md)."""
-        connection = transaction.get_connection()
-        if connection.vendor != "postgresql" or not rows:
-            return [notification.pk for notification in cls.objects.bulk_create(
-                cls(recipient_id=recipient_id, subject=subject, body=body, link=link)
-                for recipient_id, subject, body, link in rows)]
-        recipients, subjects, bodies, links = (list(column) for column in zip(*rows, strict=True))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {connection.ops.quote_name(cls._meta.db_table)} (recipient_id, "
-                "subject, body, link, created_at, attempts, last_error) "
-                "SELECT recipient, subject, body, link, %s, 0, '' FROM unnest("
-                "%s::bigint[], %s::text[], %s::text[], %s::text[]) "
-                "AS row (recipient, subject, body, link) RETURNING id",
-                [timezone.now(), recipients, subjects, bodies, links])
-            return [pk for (pk,) in cursor.fetchall()]
 
     @classmethod
     def send_in_their_language(cls, recipient: User, write, link: str = "") -> Notification:
