@@ -17,6 +17,7 @@ from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from crm.bulk import insert_from_arrays  # registers field__any too
 from crm.currencies import ISO_4217
 
 # ContactErasure and ErasureRefused are importable from here, beside Contact.
@@ -430,12 +431,12 @@ class Notification(models.Model):
         For sweeps that change thousands of rows at once: a task per notification would
         cost the broker a round trip each. Returns the ids.
         """
-        notifications = cls.objects.bulk_create(
-            cls(recipient_id=recipient_id, subject=one_line(subject, cls.SUBJECT_LENGTH),
-                body=shortened(body, cls.BODY_LENGTH), link=link)
-            for recipient_id, subject, body, link in messages
-        )
-        pks = [notification.pk for notification in notifications]
+        pks = insert_from_arrays(
+            cls, {"recipient_id": "bigint", "subject": "text", "body": "text", "link": "text"},
+            [(recipient_id, one_line(subject, cls.SUBJECT_LENGTH),
+              shortened(body, cls.BODY_LENGTH), link)
+             for recipient_id, subject, body, link in messages],
+            {"created_at": timezone.now(), "attempts": 0, "last_error": ""})
         if pks:
             from crm.tasks import deliver_notifications
 
