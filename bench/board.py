@@ -11,7 +11,7 @@ and the query count. The floor's board and move run the same way; the ratios are
 
 Seeds first when the database has fewer open opportunities than asked (seed_demo adds;
 it never deletes). Targets (the issue): board under 100 ms and within 2x of the floor,
-move under 30 ms. Card markup is memoised by content (pipeline.views.card_html), so the
+move under 30 ms. Card markup is memoised by content (pipeline.board_views.card_html), so the
 board is also timed with that memo emptied before each request ("cold"). --profile shows
 where the board's time goes.
 """
@@ -49,7 +49,7 @@ from django_htmx.middleware import HtmxDetails  # noqa: E402
 
 from bench import floor  # noqa: E402
 from crm.models import User  # noqa: E402
-from pipeline import views  # noqa: E402
+from pipeline import board_views, opportunity_views  # noqa: E402
 from pipeline.management.commands.seed_demo import STAGE_SHARES  # noqa: E402
 from pipeline.models import Opportunity, Via  # noqa: E402
 from pipeline.process import Stage  # noqa: E402
@@ -109,7 +109,7 @@ def board_subjects(client, pks: list[int]) -> list[Subject]:
     def cold_board(number: int):
         """The board with no card markup memoised: it renders every card (the memo holds
         only a few hundred entries here, so emptying it costs microseconds)."""
-        views.card_html.cache_clear()
+        board_views.card_html.cache_clear()
         return client.get("/board/", secure=True)
 
     def move(number: int):
@@ -179,14 +179,14 @@ def split(name: str, call, rounds: int, reset=None) -> str:
 
 def breakdown(user: User, pks: list[int], rounds: int) -> list[str]:
     factory = RequestFactory()
-    lines = [split("board", lambda number: lambda: views.board(
+    lines = [split("board", lambda number: lambda: board_views.board(
         fresh_request(factory, "get", "/board/", user.pk)), rounds)]
 
     def move(number: int):
         pk = pks[number % len(pks)]
         data = {"stage": floor.MOVE_TO.value, "version": version_of(pk), "via": "board",
                 "filters": ""}
-        return lambda: views.opportunity_move(
+        return lambda: opportunity_views.opportunity_move(
             fresh_request(factory, "post", f"/opportunities/{pk}/move/", user.pk, data,
                           htmx=True), pk)
 

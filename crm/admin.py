@@ -18,10 +18,20 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Count
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from crm.models import Account, Contact, ExchangeRate, Notification, Role, Team, User
+from crm.models import (
+    Account,
+    Contact,
+    ContactErasure,
+    ExchangeRate,
+    Notification,
+    Role,
+    Team,
+    User,
+)
+from crm.tokens import ApiToken
 
 admin.site.site_header = _("Progression administration")
 admin.site.site_title = _("Progression")
@@ -223,6 +233,10 @@ class ContactInline(admin.TabularInline):
     extra = 0
     show_change_link = True
 
+    def get_queryset(self, request):
+        # An erased contact is never edited again, not even as a row of its account.
+        return super().get_queryset(request).filter(erased_at__isnull=True)
+
     def has_view_permission(self, request, obj=None) -> bool:
         return holds_a_role(request.user)
 
@@ -270,17 +284,43 @@ class AccountAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
 @admin.register(Contact)
 class ContactAdmin(ArchiveActionsMixin, ProgressionModelAdmin):
     list_display = ("last_name", "first_name", "account", "title", "email", "phone",
-                    "archived_at")
+                    "archived_at", "erased_at")
     list_filter = (ArchivedListFilter,)
     list_select_related = ("account",)
     search_fields = ("first_name", "last_name", "email", "account__name")
     autocomplete_fields = ("account",)
+    readonly_fields = ("erased_at",)
+    # The erasure action is added in pipeline/admin.py: an erasure also cleans the deals'
+    # texts, which crm may not import.
 
     def has_add_permission(self, request) -> bool:
         return holds_a_role(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_erased:
+            return False  # an erasure cannot be reversed by an edit
         return holds_a_role(request.user)
+
+    @admin.action(description=_("Restore selected %(verbose_name_plural)s"),
+                  permissions=["change"])
+    def restore_selected(self, request, queryset) -> None:
+        super().restore_selected(request, queryset.filter(erased_at__isnull=True))
+
+
+
+@admin.register(ContactErasure)
+class ContactErasureAdmin(HistoryAdmin):
+    """The log of erasures: read by sales ops and superusers, never changed."""
+
+    list_display = ("erased_at", "contact_id", "erased_by", "reason")
+    list_select_related = ("erased_by",)
+    fields = ("erased_at", "contact", "erased_by", "reason")
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.handles_privacy_requests
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.handles_privacy_requests
 
 
 # --- money and the outbox ---
@@ -315,3 +355,31 @@ class NotificationAdmin(HistoryAdmin):
         if request.user.is_superuser:
             return queryset
         return queryset.filter(recipient=request.user)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(HistoryAdmin):
+    """Scripts' tokens, never their secrets: a superuser sees all and revokes any (someone
+    leaving), everyone else sees their own. Made and revoked by their users on /account/tokens/."""
+
+    list_display = ("name", "user", "hint", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("user",)
+    search_fields = ("name", "user__username", "user__last_name")
+    exclude = ("digest",)
+    actions = ["revoke_selected"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(user=request.user)
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    @admin.action(description=_("Revoke selected API tokens"), permissions=["revoke"])
+    def revoke_selected(self, request, queryset) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, ngettext("%d token revoked.", "%d tokens revoked.", revoked)
+                          % revoked, messages.SUCCESS)

@@ -1,4 +1,7 @@
-"""Requests refused before any view sees them."""
+"""Middleware of our own: requests refused before any view sees them, and the request log."""
+
+import logging
+import time
 
 from django.http import HttpResponseBadRequest
 from django.template.loader import render_to_string
@@ -32,3 +35,30 @@ def carries_nul(request) -> bool:
         for key, values in form.lists():
             texts += [key, *values]
     return any("\x00" in text for text in texts)
+
+
+request_log = logging.getLogger("progression.requests")
+
+
+def log_requests(get_response):
+    """One log line per request: method, path, status, duration and the user's id (None
+    when nobody is signed in). With LOG_FORMAT=json each is one JSON object."""
+
+    def middleware(request):
+        started = time.perf_counter()
+        response = get_response(request)
+        if request_log.isEnabledFor(logging.INFO):
+            user = getattr(request, "user", None)
+            request_log.info(
+                "%s %s %s", request.method, request.path, response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "user_id": user.pk if user is not None and user.is_authenticated else None,
+                },
+            )
+        return response
+
+    return middleware

@@ -17,7 +17,16 @@ from django.utils import timezone, translation
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from crm.bulk import insert_from_arrays  # registers field__any too
 from crm.currencies import ISO_4217
+
+# ContactErasure and ErasureRefused are importable from here, beside Contact.
+from crm.erasure import (  # noqa: F401
+    PERSONAL_FIELDS,
+    ContactErasure,
+    Erasable,
+    ErasureRefused,
+)
 
 # `text__length__lte=...` in check constraints: the database enforces every text's limit.
 CharField.register_lookup(Length)
@@ -128,6 +137,12 @@ class User(AbstractUser):
         return self.is_superuser or self.is_sales_ops
 
     @property
+    def handles_privacy_requests(self) -> bool:
+        """Sales ops (and superusers) erase contacts on request and export what is stored
+        about one (docs/decisions.md, "Erasing a contact")."""
+        return self.is_superuser or self.is_sales_ops
+
+    @property
     def sees_dead_pool(self) -> bool:
         """BDRs work the dead pool; managers and sales ops watch it (process.md, Roles)."""
         return self.is_superuser or self.is_bdr or self.is_manager or self.is_sales_ops
@@ -190,8 +205,9 @@ class Account(ImportedRecord):
         )
 
 
-class Contact(ImportedRecord):
-    """A person at an account: a possible champion or decision-committee member."""
+class Contact(Erasable, ImportedRecord):
+    """A person at an account: a possible champion or decision-committee member. Erased on
+    request (crm/erasure.py): anonymised in place, never deleted."""
 
     account = models.ForeignKey(
         Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="contacts"
@@ -206,15 +222,29 @@ class Contact(ImportedRecord):
     phone = models.CharField(_("phone"), max_length=50, blank=True,
                              validators=[validate_single_line])
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
+    erased_at = models.DateTimeField(_("erased"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         ordering = ["last_name", "first_name"]
-        constraints = [ImportedRecord.source_constraint("contact_source")]
+        constraints = [
+            # An erasure cannot be reversed by an edit: the database keeps it empty.
+            models.CheckConstraint(
+                condition=models.Q(erased_at__isnull=True)
+                | models.Q(**dict.fromkeys(PERSONAL_FIELDS, ""), archived_at__isnull=False),
+                name="contact_erased_stays_empty"),
+            ImportedRecord.source_constraint("contact_source"),
+        ]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return _("Erased contact #%d") % self.pk
         return f"{self.first_name} {self.last_name}".strip()
+
+    def save(self, *args, **kwargs) -> None:
+        self.refuse_if_erased()
+        super().save(*args, **kwargs)
 
     def restore(self) -> None:
         """Undo an archiving: the contact is offered again as champion or committee member."""
@@ -421,12 +451,12 @@ class Notification(models.Model):
         For sweeps that change thousands of rows at once: a task per notification would
         cost the broker a round trip each. Returns the ids.
         """
-        notifications = cls.objects.bulk_create(
-            cls(recipient_id=recipient_id, subject=one_line(subject, cls.SUBJECT_LENGTH),
-                body=shortened(body, cls.BODY_LENGTH), link=link)
-            for recipient_id, subject, body, link in messages
-        )
-        pks = [notification.pk for notification in notifications]
+        pks = insert_from_arrays(
+            cls, {"recipient_id": "bigint", "subject": "text", "body": "text", "link": "text"},
+            [(recipient_id, one_line(subject, cls.SUBJECT_LENGTH),
+              shortened(body, cls.BODY_LENGTH), link)
+             for recipient_id, subject, body, link in messages],
+            {"created_at": timezone.now(), "attempts": 0, "last_error": ""})
         if pks:
             from crm.tasks import deliver_notifications
 
@@ -584,3 +614,6 @@ def enqueue_quietly(task, *args) -> None:
         logging.getLogger(__name__).warning(
             "Broker unavailable; %s%r stays in the outbox for the sweep", task.name, args
         )
+
+
+from crm.tokens import ApiToken  # noqa: E402,F401  (a model of this app, in its own module)

@@ -29,11 +29,27 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_flag("DEBUG", True)
+DEVELOPMENT_SECRET_KEY = "insecure-local-development-key-never-use-in-production-0123456789"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
+
+
+def refuse_weak_secret_key(key: str) -> None:
+    """Production never starts with a key someone could guess or has seen: sessions,
+    password-reset links and CSRF tokens are all signed with it."""
+    if not key:
         raise ImproperlyConfigured("Set SECRET_KEY when DEBUG is off.")
-    SECRET_KEY = "insecure-local-development-key-never-use-in-production-0123456789"
+    if (len(key) < 50 or len(set(key)) < 5 or key == DEVELOPMENT_SECRET_KEY
+            or key.startswith("django-insecure")):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too weak for production: use at least 50 random characters, not "
+            "the development key (python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+
+
+if not DEBUG:
+    refuse_weak_secret_key(SECRET_KEY)
+elif not SECRET_KEY:
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 
 INSTALLED_APPS = [
@@ -45,13 +61,21 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "ninja",  # the API docs page's Swagger UI, served from static files
+    "csp",
+    "axes",
     "crm",
     "pipeline",
     "forecasting",
 ]
 
 MIDDLEWARE = [
+    # Load balancers and the compose health check ask by IP over plain HTTP: answered
+    # before the host check, the SSL redirect and the request log.
+    "crm.health.answer_health_checks",
+    "crm.middleware.log_requests",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -62,11 +86,17 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the failed login that the authentication backend refused.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
 AUTH_USER_MODEL = "crm.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -99,7 +129,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # never one kept per thread: a server that starts a thread per request (runserver) would
 # otherwise keep a connection per thread it ever started, until PostgreSQL refuses more
 # clients. A process holds at most DATABASE_POOL_SIZE connections; a request beyond them
-# waits for one to come back. See docs/deployment.md for servers and sizes.
+# waits for one to come back. See docs/deploy.md for servers and sizes.
 DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "8"))
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
@@ -118,6 +148,8 @@ if DATABASE_URL:
         # run into the millions, and compiling them took 1.5 s of a 1.6 s query
         # (bench/forecast.py, docs/benchmarks.md); no query of this app gains from it.
         DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
+        # A server that does not answer fails a connection in seconds, not minutes.
+        DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
 else:
     DATABASES = {
         "default": {
@@ -148,7 +180,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Purchase orders' documents: outside every public URL, served only through a view that
 # checks who may see the opportunity. Back this folder up with the database.
@@ -228,6 +260,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Hourly, though weekly: the first run of a week takes its snapshot, the others find
     # it taken.
+    "clear-expired-sessions": {
+        "task": "crm.tasks.clear_expired_sessions",
+        "schedule": timedelta(days=1),
+    },
     "take-weekly-forecast-snapshot": {
         "task": "forecasting.tasks.take_weekly_snapshot",
         "schedule": timedelta(hours=1),
@@ -260,7 +296,12 @@ SITE_URL = os.environ.get(
 # Production hardening: on whenever DEBUG is off, so `check --deploy` reports nothing.
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", True)
+    # Trusted as it comes: the proxy in front must set (overwrite) this header on every
+    # request, or a client could claim HTTPS itself (docs/deploy.md).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # crm.health answers /healthz before the redirect; this keeps it plain HTTP should the
+    # middleware order ever change.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(60 * 60 * 24 * 365)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -268,11 +309,67 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
+# Sessions end after SESSION_IDLE_MINUTES without a request: each request renews the
+# cookie and the stored session, so an idle one expires and a working one does not.
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_IDLE_MINUTES", "240")) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# Password-reset links work once and for this long.
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 3
+
+# Content security policy, in every environment so tests and `make run` see what
+# production does: scripts, styles, images and fonts only from our own static files; no
+# inline script or style, no eval (htmx's is switched off in base.html), no frames.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords in a row for a
+# username, from the same address, that pair is locked out for AXES_COOLOFF_TIME with a
+# 429 page; the app's login and the admin's alike. A successful login resets the count.
+# Keyed on username and address together, so one attacker cannot lock everyone out.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Trying again while locked out does not extend the lockout.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "crm.views.locked_out"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Its admin pages would unlock by deleting rows; lockouts expire by themselves, and
+# `manage.py axes_reset_username NAME` lifts one early (docs/deploy.md).
+AXES_ENABLE_ADMIN = False
+
+# LOG_FORMAT=json: every line is one JSON object, and every request logs one line with
+# its method, path, status, duration and user (crm.middleware.log_requests).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
+# The worker and beat then log through the same JSON handler instead of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "crm.logs.JsonFormatter"}},
+    "handlers": {"console": {
+        "class": "logging.StreamHandler",
+        **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+    }},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Without JSON, runserver and gunicorn already log each request in their own way.
+    "loggers": {"progression.requests": {
+        "level": "INFO" if LOG_FORMAT == "json" else "WARNING"}},
 }
 
 # How many cards a board column shows before "load more".

@@ -30,3 +30,11 @@ def deliver_notifications(notification_ids: list[int]) -> int:
     """E-mail notifications queued together (a sweep's batch); safe to run twice. One the
     mail server refuses waits for the outbox sweep and its back-off."""
     return Notification.deliver_each(notification_ids)
+
+
+@shared_task
+def clear_expired_sessions() -> None:
+    """Sessions end after a while idle; their rows go too, or the table only grows."""
+    from django.core.management import call_command
+
+    call_command("clearsessions")

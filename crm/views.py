@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
 
 from crm.forms import AccountForm, ContactForm
-from crm.models import Account, Contact
+from crm.models import Account, Contact, ErasureRefused
 
 
 @login_required
@@ -69,6 +69,10 @@ def contact_edit(request, pk: int):
 @login_required
 def contact_restore(request, pk: int):
     contact = get_object_or_404(Contact, pk=pk, archived_at__isnull=False)
+    if contact.is_erased:
+        return TemplateResponse(request, "forbidden.html", {
+            "refusal": ErasureRefused(_("An erased contact cannot be changed or restored.")),
+        }, status=409)
     contact.restore()
     messages.success(request, _("Contact %s restored.") % contact)
     return HttpResponseRedirect(reverse("pipeline:account_detail", args=[contact.account_id]))
@@ -116,6 +120,14 @@ class LoginView(auth_views.LoginView):
                 samesite=settings.LANGUAGE_COOKIE_SAMESITE,
             )
         return response
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes answers a locked-out login (the app's or the admin's) with this page."""
+    context = {"failure_limit": settings.AXES_FAILURE_LIMIT,
+               "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)}
+    return TemplateResponse(request, "registration/locked_out.html", context,
+                            status=settings.AXES_HTTP_RESPONSE_CODE).render()
 
 
 def favicon(request):

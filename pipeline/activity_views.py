@@ -39,10 +39,10 @@ def activity_section(request, opportunity: Opportunity) -> dict:
 
 def page_context(request, opportunity: Opportunity, **extra) -> dict:
     """The opportunity page's context, re-read after the change or refusal."""
-    from pipeline import views  # views imports this module for activity_section
+    # opportunity_page imports this module for activity_section.
+    from pipeline.opportunity_page import detail_context, visible_opportunity
 
-    return views.detail_context(request, views.visible_opportunity(request, opportunity.pk),
-                                **extra)
+    return detail_context(request, visible_opportunity(request, opportunity.pk), **extra)
 
 
 def section(request, opportunity: Opportunity, *, status: int = 200, **extra

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+import pipeline.contact_admin  # noqa: F401  (registers Contact's admin with the erasure)
 from crm.admin import (
     HistoryAdmin,
     ProgressionModelAdmin,
@@ -501,6 +502,7 @@ class UserAdminWithReassignment(ProgressionUserAdmin):
             "opts": self.opts,
             "form": form,
             "leaving": [(user, open_counts.get(user.pk, 0)) for user in leaving],
+            "selected_pks": [user.pk for user in leaving],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "action_name": "reassign_open_opportunities",
             "media": self.media + form.media,

@@ -5,3 +5,4 @@ from django.utils.translation import gettext_lazy as _
 class PipelineConfig(AppConfig):
     name = "pipeline"
     verbose_name = _("Pipeline")
+

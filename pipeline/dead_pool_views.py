@@ -25,8 +25,8 @@ from django.views.decorators.http import require_POST
 from crm.models import User, spreadsheet_text
 from pipeline.forms import DeadPoolFilterForm, ReopenForm
 from pipeline.models import ChangeForbidden, ChangeRefused, Opportunity
+from pipeline.opportunity_page import active_owners
 from pipeline.process import DeadReason, Stage
-from pipeline.views import active_owners
 
 
 def not_for_this_role(request) -> TemplateResponse | None:

@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from crm.models import spreadsheet_text
+from pipeline.board_views import board_filters, board_opportunities, board_stages
 from pipeline.dead_pool_views import Echo
 from pipeline.process import PROCESS, Stage
-from pipeline.views import board_filters, board_opportunities, board_stages
 
 
 @login_required

@@ -36,8 +36,8 @@ from pipeline.models import (
     PurchaseOrder,
     ReviewCheck,
 )
+from pipeline.opportunity_page import visible_opportunity
 from pipeline.process import Stage
-from pipeline.views import visible_opportunity
 
 # Sales ops review a pending order within this many business days (process.md, stage 7).
 REVIEW_TARGET_DAYS = 3

@@ -21,7 +21,7 @@ from crm.localized import day
 from crm.models import Role, User
 from pipeline.forms import ClosePlanForm, PlanStepForm, ShareLinkForm, VersionForm
 from pipeline.models import ChangeRefused, Opportunity, ShareLink, StepStatus
-from pipeline.views import visible_opportunity
+from pipeline.opportunity_page import visible_opportunity
 
 
 def step_form(opportunity: Opportunity, data=None, **kwargs) -> PlanStepForm:

@@ -76,10 +76,13 @@ def broker(url: str) -> Iterator[None]:
 
 
 def _use_broker(url: str) -> None:
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
     celery_app.conf.broker_url = url
-    # Connections and producers are pooled per app; forget them as after a fork.
+    # Connections and producers are pooled per broker in kombu's registry, shared by every
+    # app: closing only the app's connection pool left the registry's producer pool for the
+    # same broker holding it, and the next publish there failed with "Acquire on closed
+    # pool" (a sweep in one test, a worker test on the same broker later). Forget them all,
+    # as after a fork.
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     # kombu also keeps producer pools in a registry of its own, by broker URL: without

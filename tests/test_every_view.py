@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from django import forms
 from django.contrib import admin
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +23,16 @@ import crm.forms
 import forecasting.call_forms
 import forecasting.forms
 import pipeline.forms
-from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
+from crm.models import (
+    Account,
+    Contact,
+    ContactErasure,
+    ExchangeRate,
+    Notification,
+    Team,
+    User,
+)
+from crm.tokens import ApiToken
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
 from pipeline.models import (
     Activity,
@@ -62,7 +71,7 @@ WRITTEN = [Opportunity, StageChange, FieldChange, CriterionTick, CommitteeMember
            DeadlineExtension, StageTimeout, Notification, Account, Contact, ExchangeRate,
            Team, User, Target, Quota, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
            ClosePlanStep, ShareLink, ClosePlanEvent, ForecastCall, Snapshot, SnapshotRow,
-           Activity, ActivityRule]
+           Activity, ActivityRule, ContactErasure, ApiToken]
 
 
 def app_routes() -> list[str]:
@@ -153,6 +162,10 @@ def world(client) -> World:
 
 
 ROUTES = app_routes() + admin_routes()
+# The API answers a session's requests with 401 whatever they hold; tests/test_api_schema.py
+# sweeps it with each role's token. Here it is left to the random test below, which draws
+# from every route at a fixed cost, instead of adding a fifth to the sweep's time.
+SWEPT = [route for route in ROUTES if not route.startswith("api/")]
 NAMES = field_names()
 REAL_VALUES = [
     *Stage.values, *CRITERIA, *DeadReason.values, "true", "on", "1", "0", "-1", "",
@@ -188,8 +201,24 @@ def route_to_path(route: str, draw, world: World) -> str:
     return "/" + re.sub(r"<(\w+):\w+>", fill, route)
 
 
-def state() -> dict:
+def state() -> dict | tuple:
+    """Every row of every table a view may write, to compare before and after a request.
+
+    On PostgreSQL the server renders each table as one text in a single query: reading
+    the rows through the ORM took three quarters of this file's time.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(STATE_SQL)
+            return cursor.fetchone()
     return {model.__name__: list(model.objects.order_by("pk").values()) for model in WRITTEN}
+
+
+STATE_SQL = "SELECT " + ", ".join(
+    f"(SELECT string_agg(t::text, '|' ORDER BY t.{model._meta.pk.column}) "
+    f"FROM {model._meta.db_table} t)"
+    for model in WRITTEN
+)
 
 
 def send(world: World, role: str, method: str, path: str, data: dict, htmx: bool):
@@ -223,7 +252,7 @@ def test_every_view_answers_empty_and_junk_input_without_a_server_error(world, r
     """Each view once with nothing and once with every field given twice, junk and a
     number: the sweep that makes sure no view is left out."""
     junk = {name: ["\u202e<script>\r\n", "1"] for name in NAMES}
-    for route in ROUTES:
+    for route in SWEPT:
         path = "/" + re.sub(r"<int:\w+>", str(world.ids["opportunities"][1]),
                             re.sub(r"<str:\w+>", "discovering", route))
         for method in ("GET", "POST"):

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0006_import_source'),
+        ('crm', '0008_import_source'),
         ('pipeline', '0009_activities_and_strong_reasons'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -1,6 +1,7 @@
 """The pipeline's models, one idea a module; every name is importable from here.
 
 - `opportunity`: the opportunity and `move_to`, the one door for every stage change;
+- `moves`: how each kind of move is carried out once `move_to` has locked and checked;
 - `checklist`: ticks, the champion and the committee, and the methods that change them;
 - `timeouts`: stage timeouts, extensions, the sweeps' claims;
 - `parking`: the timeout sweep parking overdue opportunities in batches;

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connections, models, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone, translation
@@ -31,14 +31,17 @@ from pipeline.models.choices import Via
 from pipeline.models.close_plans import Planning
 from pipeline.models.history import StageChange, move_message
 from pipeline.models.orders import Ordering, PurchaseOrder
+from pipeline.models.parked_history import DERIVED_CRITERIA, insert_parked_history
 from pipeline.models.queries import count_plans, read_planned_activities
-from pipeline.process import TIMED_STAGES, DeadReason, Stage
+from pipeline.process import CRITERIA, TIMED_STAGES, DeadReason, Stage
 
 logger = logging.getLogger(__name__)
 
 # Opportunities parked per transaction: large enough that the per-batch queries are a
 # small share, small enough that memory and row locks stay bounded (docs/benchmarks.md).
 PARK_BATCH_SIZE = 2000
+# Stands for the opportunity's name in a notification's text written once per language.
+NAME_MARKER = "\x00name\x00"
 
 
 def timeout_reasons() -> dict[Stage, str]:
@@ -129,7 +132,8 @@ class Parking:
                     "changed_at": now,
                     "changed_by": None,
                 },
-                returning=("id", "dead_note", "owner_id", "name"),
+                returning=("id", "dead_note", "owner_id", "name", "champion_id",
+                           "champion_confirmed_at"),
             )
             if claimed:
                 source_of = {reason: stage for stage, reason in reasons.items()}
@@ -160,36 +164,90 @@ class Parking:
                        now: datetime) -> None:
         """Write each parked opportunity's history row and its owner's notification, as
         move_to does, with one INSERT for each kind."""
-        snapshots = cls._checklist_snapshots([pk for pk, *_rest in claimed])
-        insert_rows(
-            StageChange,
-            ("opportunity_id", "from_stage", "to_stage", "changed_by_id", "changed_at", "via",
-             "reason", "dead_reason", "handed_to_id", "checklist", "is_undo"),
-            ((pk, source_of[note], Stage.DEAD.value, None, now, Via.TIMEOUT.value, note,
-              DeadReason.TIMEOUT.value, None, snapshots[pk], False)
-             for pk, note, _owner, _name, _reached in claimed),
-        )
-        languages = dict(User.objects.filter(pk__in={row[2] for row in claimed})
-                         .values_list("pk", "language"))
-        by_language = defaultdict(list)
-        for row in claimed:
-            by_language[languages[row[2]]].append(row)
-        link_of = links_by_id(cls)
-        messages = []
-        for language, rows in by_language.items():
-            with translation.override(language):  # as send_in_their_language writes
-                for pk, note, owner, name, _reached in rows:
-                    subject, body = move_message(name, None, source_of[note], Stage.DEAD, note)
-                    messages.append((owner, subject, body, link_of(pk)))
-        Notification.send_many(messages)
+        pks = [pk for pk, *_rest in claimed]
+        if connections[cls.objects.db].vendor == "postgresql":
+            # The snapshot is built in the database (parked_history.py).
+            insert_parked_history(
+                cls._meta.db_table, pks, source_of, now,
+                cls._derived_met(cls._read_for_checklist(
+                    [ChecklistAsRead(pk, champion, as_aware(confirmed) if confirmed else None)
+                     for pk, _note, _owner, _name, champion, confirmed, _reached in claimed])),
+                using=cls.objects.db)
+        else:
+            snapshots = cls._checklist_snapshots(
+                [ChecklistAsRead(pk, champion, as_aware(confirmed) if confirmed else None)
+                 for pk, _note, _owner, _name, champion, confirmed, _reached in claimed])
+            insert_rows(
+                StageChange,
+                ("opportunity_id", "from_stage", "to_stage", "changed_by_id", "changed_at",
+                 "via", "reason", "dead_reason", "handed_to_id", "checklist", "is_undo"),
+                ((pk, source_of[note], Stage.DEAD.value, None, now, Via.TIMEOUT.value, note,
+                  DeadReason.TIMEOUT.value, None, snapshots[pk], False)
+                 for pk, note, *_rest in claimed),
+            )
+        cls._notify_owners(claimed, source_of)
 
     @classmethod
-    def _checklist_snapshots(cls, pks: list[int]) -> dict[int, dict]:
-        """Each opportunity's checklist as move_to records it, from five queries however
-        many opportunities: the opportunities, their ticks, committees, close plans and
-        latest purchase orders."""
-        opportunities = [ChecklistAsRead(*row) for row in cls.objects.filter(pk__in=pks)
-                         .values_list("pk", "champion_id", "champion_confirmed_at")]
+    def _notify_owners(cls, claimed: list[tuple], source_of: dict[str, Stage]) -> None:
+        """Each owner's notification in their language, as send_in_their_language writes
+        it. The texts differ only by the opportunity's name: each language's text for each
+        stage is written once with a marker for the name (gettext for every row cost a
+        tenth of a sweep)."""
+        languages = dict(User.objects.filter(pk__any={row[2] for row in claimed})
+                         .values_list("pk", "language"))
+        link_of = links_by_id(cls)
+        texts = {}
+        messages = []
+        for pk, note, owner, name, *_rest in claimed:
+            language = languages[owner]
+            if (language, note) not in texts:
+                with translation.override(language):
+                    texts[language, note] = move_message(NAME_MARKER, None, source_of[note],
+                                                         Stage.DEAD, note)
+            subject, body = texts[language, note]
+            messages.append((owner, subject.replace(NAME_MARKER, name),
+                             body.replace(NAME_MARKER, name), link_of(pk)))
+        Notification.send_many(messages)
+
+    @staticmethod
+    def _read_for_checklist(opportunities: list[ChecklistAsRead]) -> list[ChecklistAsRead]:
+        """The opportunities as the derived criteria read them: their close plans,
+        planned activities and latest purchase orders, from three queries however many
+        opportunities."""
+        count_plans(opportunities)
+        read_planned_activities(opportunities)
+        latest = {order.opportunity_id: order for order in PurchaseOrder.objects.filter(
+            opportunity_id__any=[opportunity.pk for opportunity in opportunities]).only(
+            "opportunity_id", "outcome").order_by("recorded_at", "pk")}
+        for opportunity in opportunities:
+            opportunity._current_order = latest.get(opportunity.pk)
+        return opportunities
+
+    @staticmethod
+    def _derived_met(opportunities: list[ChecklistAsRead]) -> dict[str, list[int]]:
+        """For each derived criterion, the ids of the opportunities that meet it; the
+        committee is counted for them all in one query."""
+        counts = {pk: (members, unconfirmed) for pk, members, unconfirmed in (
+            CommitteeMember.objects.filter(
+                opportunity_id__any=[opportunity.pk for opportunity in opportunities],
+                removed_at__isnull=True)
+            .values_list("opportunity_id").order_by()
+            .annotate(members=Count("pk"),
+                      unconfirmed=Count("pk", filter=Q(confirmed_on__isnull=True))))}
+        for opportunity in opportunities:
+            opportunity.committee_size, opportunity.committee_unconfirmed = counts.get(
+                opportunity.pk, (0, 0))
+        return {key: [opportunity.pk for opportunity in opportunities
+                      if CRITERIA[key].derived_check(opportunity)]
+                for key in DERIVED_CRITERIA}
+
+    @classmethod
+    def _checklist_snapshots(cls, opportunities: list[ChecklistAsRead]) -> dict[int, dict]:
+        """Each opportunity's checklist as move_to records it, in Python (for databases
+        other than PostgreSQL): their ticks, committees, close plans, activities and
+        latest purchase orders, from five queries however many opportunities."""
+        pks = [opportunity.pk for opportunity in opportunities]
+        cls._read_for_checklist(opportunities)
         ticks, committees = defaultdict(list), defaultdict(list)
         for pk, *tick in CriterionTick.objects.filter(
                 opportunity_id__in=pks, revoked_at__isnull=True).order_by().values_list(
@@ -199,15 +257,9 @@ class Parking:
         for member in CommitteeMember.objects.filter(opportunity_id__in=pks,
                                                      removed_at__isnull=True):
             committees[member.opportunity_id].append(member)
-        count_plans(opportunities)
-        read_planned_activities(opportunities)
-        latest = {order.opportunity_id: order for order in PurchaseOrder.objects.filter(
-            opportunity_id__in=pks).only("opportunity_id", "outcome").order_by("recorded_at",
-                                                                                 "pk")}
         for opportunity in opportunities:
             opportunity.active_ticks = ticks[opportunity.pk]
             opportunity.prefetched_committee = committees[opportunity.pk]
-            opportunity._current_order = latest.get(opportunity.pk)
         return {opportunity.pk: opportunity.checklist_snapshot() for opportunity in opportunities}
 
 
@@ -224,10 +276,11 @@ class ChecklistAsRead(Checklist, Planning, Ordering, Activities):
 
 
 def as_aware(value: datetime | str) -> datetime:
-    """A timestamp as a raw cursor returns it: SQLite's is the stored text (UTC)."""
+    """A timestamp as a raw cursor returns it: SQLite's is the stored text (UTC) or, for a
+    column in RETURNING, a naive datetime (UTC)."""
     if isinstance(value, str):
-        return timezone.make_aware(parse_datetime(value), UTC)
-    return value
+        value = parse_datetime(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
 def links_by_id(model) -> Callable[[int], str]:

@@ -310,7 +310,7 @@ def read_planned_activities(cards: list[Opportunity]) -> None:
     query cost more than the rest of it: PostgreSQL computes them for every row it sorts,
     before the LIMIT (docs/decisions.md)."""
     planned: dict[int, list[tuple]] = {card.pk: [] for card in cards}
-    rows = (Activity.objects.filter(opportunity_id__in=planned)
+    rows = (Activity.objects.filter(opportunity_id__any=planned)
             .planned_ahead(timezone.now()).order_by("opportunity_id", "at", "pk")
             .values_list("opportunity_id", "at", "kind"))
     for pk, at, kind in rows:
@@ -327,7 +327,7 @@ def count_plans(cards: list[Opportunity]) -> None:
     today = timezone.localdate()
     current = Q(steps__removed_at__isnull=True)
     plans = (
-        ClosePlan.objects.filter(opportunity_id__in=[card.pk for card in cards])
+        ClosePlan.objects.filter(opportunity_id__any=[card.pk for card in cards])
         .values_list("opportunity_id", "rep_accepted_at", "customer_accepted_at")
         .annotate(step_count=models.Count("steps", filter=current),
                   overdue_count=models.Count("steps", filter=current & Q(

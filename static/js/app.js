@@ -30,3 +30,11 @@ document.addEventListener("change", function (event) {
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll(".page-move-form").forEach(showPageReasonFields);
 });
+
+/* Selects that act at once (the language switch): no inline handler under the content
+   security policy. */
+document.addEventListener("change", function (event) {
+  if (event.target.matches("select[data-submit-on-change]")) {
+    event.target.form.requestSubmit();
+  }
+});

@@ -16,8 +16,18 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import Account, Contact, ExchangeRate, Notification, Team, User
+from crm.models import (
+    Account,
+    Contact,
+    ContactErasure,
+    ExchangeRate,
+    Notification,
+    Team,
+    User,
+)
+from crm.tokens import ApiToken
 from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
+from pipeline.contact_privacy import erase_contact
 from pipeline.models import (
     Activity,
     ActivityRule,
@@ -63,7 +73,7 @@ pytestmark = pytest.mark.django_db
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
              ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim, ForecastCall,
-             Snapshot, SnapshotRow, Activity, ImportBatch}
+             Snapshot, SnapshotRow, Activity, ContactErasure, ApiToken, ImportBatch}
 # One row, made by the migration: a second cannot be added.
 SINGLE_ROW = {ActivityRule}
 
@@ -148,6 +158,7 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         Contact: opportunity.champion,
         ExchangeRate: ExchangeRateFactory(),
         Notification: Notification.objects.first(),
+        ApiToken: ApiToken.issue(rep, "Nightly export")[0],
         Opportunity: opportunity,
         Offer: opportunity.offer,
         OfferLine: opportunity.offer.lines.get(),
@@ -176,6 +187,8 @@ def one_of_everything(superuser, manager, rep, sales_ops):
         Group: Group.objects.get(name="rep"),
         Activity: Activity.objects.first(),  # the call planned to leave Identifying
         ActivityRule: ActivityRule.objects.get_or_create(pk=1)[0],
+        ContactErasure: erase_contact(ContactFactory(account=opportunity.account),
+                                      by=sales_ops, reason="Asked by letter"),
         ImportBatch: ImportBatch.objects.create(
             created_by=sales_ops, file_name="deals.csv", content=b"Deal Name\n", vendor="hubspot",
             default_owner=rep),

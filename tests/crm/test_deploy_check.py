@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+
+from crm.settings import refuse_weak_secret_key
 
 
 def production_environment(var_dir: Path, **variables: str) -> dict[str, str]:
@@ -63,3 +67,29 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 
     assert result.returncode != 0
     assert "Set SECRET_KEY when DEBUG is off." in result.stderr
+
+
+WEAK_KEYS = [
+    "short-but-random-Xy7",
+    "insecure-local-development-key-never-use-in-production-0123456789",  # the demo's
+    "django-insecure-" + secrets.token_urlsafe(40),  # what startproject writes
+    "a" * 60,
+]
+
+
+def test_production_refuses_to_start_with_a_weak_secret_key(tmp_path):
+    result = manage(production_environment(tmp_path, SECRET_KEY=WEAK_KEYS[0]), "check")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY is too weak for production" in result.stderr
+
+
+@pytest.mark.parametrize("weak_key", WEAK_KEYS)
+def test_short_default_or_generated_insecure_keys_are_refused(weak_key):
+    with pytest.raises(ImproperlyConfigured, match="too weak for production"):
+        refuse_weak_secret_key(weak_key)
+
+
+def test_a_long_random_key_is_accepted():
+    refuse_weak_secret_key(secrets.token_urlsafe(50))

@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpRequest
 
 from pipeline.management.commands.seed_demo import DEMO_PASSWORD
 
@@ -26,7 +27,8 @@ def demo_manager(client):
     assert output.startswith("Loaded 18 quotas, ")  # three reps, six quarters each
     # how many calls depends on how many weeks of this quarter are over
     assert output.endswith(" 8 weekly snapshots and 2 changes since the latest one.\n")
-    assert client.login(username="max", password=DEMO_PASSWORD)
+    # django-axes watches every login and needs the request it came with.
+    assert client.login(request=HttpRequest(), username="max", password=DEMO_PASSWORD)
     return client
 
 

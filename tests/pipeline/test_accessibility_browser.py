@@ -48,7 +48,8 @@ def test_the_rep_screens_pass_the_automated_accessibility_checks(live_server, lo
     for path in ("/board/", "/board/?dead=on", f"/opportunities/{opportunity.pk}/",
                  f"/opportunities/{opportunity.pk}/edit/", "/opportunities/new/",
                  "/accounts/", f"/accounts/{opportunity.account_id}/",
-                 f"/contacts/{contact.pk}/edit/", "/notifications/", "/forecast/"):
+                 f"/contacts/{contact.pk}/edit/", f"/contacts/{contact.pk}/",
+                 "/notifications/", "/forecast/"):
         page.goto(f"{live_server.url}{path}")
         found[path] = violations(page)
 
@@ -96,7 +97,8 @@ def test_the_deal_desk_screens_pass_the_automated_accessibility_checks(live_serv
         found[path] = violations(rep_page)
     rep_page.get_by_role("button", name="Log out").click()
     ops_page = log_in(SalesOpsFactory())
-    for path in ("/orders/pending/", f"/opportunities/{pending.pk}/review/", "/handoffs/"):
+    for path in ("/orders/pending/", f"/opportunities/{pending.pk}/review/", "/handoffs/",
+                 f"/contacts/{contact.pk}/", f"/contacts/{contact.pk}/erase/"):
         ops_page.goto(f"{live_server.url}{path}")
         found[path] = violations(ops_page)
     ops_page.get_by_role("button", name="Log out").click()

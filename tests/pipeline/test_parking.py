@@ -15,11 +15,18 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from crm.models import Notification
-from pipeline.models import ChangeRefused, Opportunity, StageChange, Via
+from pipeline.models import ChangeRefused, CriterionTick, Opportunity, StageChange, Via
 from pipeline.models.parking import timeout_reasons
 from pipeline.process import DeadReason, Stage
 from tests.celery_worker import needs_postgresql_and_redis, worker_database_url
-from tests.factories import OpportunityFactory, RepFactory, advance, satisfy_gate
+from tests.factories import (
+    ContactFactory,
+    OpportunityFactory,
+    RepFactory,
+    advance,
+    plan_call,
+    satisfy_gate,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +88,41 @@ def test_a_batch_writes_exactly_what_a_move_to_dead_writes():
         Stage.FINALIZING, "Finalizing Closure timed out.", True)
     [notice] = by_batch["notifications"]
     assert notice["subject"] == f"{opportunity.name} nach „Tot (geparkt)“ verschoben"
+
+
+def test_each_parked_history_row_keeps_the_checklist_exactly_as_the_opportunity_shows_it():
+    """The batch builds snapshots in the database (parked_history.py); they must read as
+    `checklist_snapshot` reads the same data, whatever the data looks like."""
+    full = overdue(Stage.FINALIZING)
+    satisfy_gate(full)
+    committee = overdue(Stage.CONFIRMING)
+    committee.add_committee_member(ContactFactory(account=committee.account), by=committee.owner)
+    confirmed = ContactFactory(account=committee.account)
+    committee.add_committee_member(confirmed, by=committee.owner)
+    committee.record_preferred_vendor(confirmed, by=committee.owner)
+    plain = overdue(Stage.DISCOVERING)
+    plan_call(plain)  # stage 1's derived criterion met, on a later stage's deal
+    # Evidence with quotes, line breaks and umlauts; a tick on a whole second (isoformat
+    # drops the fraction then); a revoked tick, which must not show.
+    tick = CriterionTick.objects.filter(opportunity=full, revoked_at__isnull=True).first()
+    CriterionTick.objects.filter(pk=tick.pk).update(
+        note='Said "yes" in the call\n— Größe: “all”', ticked_at=tick.ticked_at.replace(
+            microsecond=0))
+    CriterionTick.objects.filter(opportunity=plain).exclude(pk=CriterionTick.objects.filter(
+        opportunity=plain).first().pk).update(revoked_at=timezone.now())
+    Opportunity.objects.filter(pk__in=[full.pk, committee.pk, plain.pk]).update(
+        stage_deadline=timezone.now() - timedelta(days=1),
+        changed_at=timezone.now() - timedelta(days=10))
+    expected = {opportunity.pk: Opportunity.objects.get(pk=opportunity.pk).checklist_snapshot()
+                for opportunity in (full, committee, plain)}
+
+    assert Opportunity.park_overdue(timezone.now()) == (3, [])
+
+    assert dict(StageChange.objects.filter(via=Via.TIMEOUT).values_list(
+        "opportunity_id", "checklist")) == expected
+    assert expected[plain.pk]["criteria"]["identifying.next_call_scheduled"]["met"] is True
+    assert {member["confirmed_on"] is None for member in expected[committee.pk]["committee"]} \
+        == {True, False}
 
 
 def test_every_batch_of_a_sweep_is_parked_and_nothing_twice():

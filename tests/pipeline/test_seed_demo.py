@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.http import HttpRequest
 from django.utils import timezone
 
 from crm.models import ExchangeRate, Team, User, fiscal_quarter, fiscal_quarter_bounds
@@ -62,7 +63,8 @@ def test_every_role_has_a_demo_user_who_logs_in_with_the_demo_password(client):
 
     for demo in DEMO_USERS:
         user = User.objects.get(username=demo.username)
-        assert client.login(username=demo.username, password=DEMO_PASSWORD), demo.username
+        assert client.login(  # django-axes needs the request a login came with
+            request=HttpRequest(), username=demo.username, password=DEMO_PASSWORD), demo.username
         assert user.is_staff == demo.is_staff
         if demo.role is None:
             assert user.is_superuser

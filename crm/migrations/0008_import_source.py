@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('crm', '0005_single_line_names_and_currency_codes'),
+        ('crm', '0007_api_tokens'),
     ]
 
     operations = [
