@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from forecasting import calibration
 from pipeline.process import Stage
 from tests.factories import (
+    ContactFactory,
     OpportunityFactory,
     SalesOpsFactory,
     UserFactory,
@@ -55,6 +56,7 @@ def test_every_main_page_works_under_the_content_security_policy(live_server, pa
                             Stage.FINALIZING)
     pending = advance(OpportunityFactory(owner=rep, name="Umbrella licences"), Stage.FINALIZING)
     record_order(pending)
+    contact = ContactFactory(account=at_finalizing.account)
     admin = UserFactory(is_superuser=True, is_staff=True)
     SalesOpsFactory()
 
@@ -78,7 +80,8 @@ def test_every_main_page_works_under_the_content_security_policy(live_server, pa
         f"/opportunities/{pending.pk}/review/", "/dead-pool/", "/forecast/",
         "/forecast/funnel/?quarter=2026-Q2", "/forecast/calibration/?quarter=2026-Q2",
         "/forecast/calls/", "/forecast/quotas/", "/notifications/", "/account/tokens/",
-        "/imports/",
+        "/imports/", f"/accounts/{at_finalizing.account_id}/", f"/contacts/{contact.pk}/",
+        f"/contacts/{contact.pk}/erase/", "/handoffs/",
         "/admin/",
         f"/admin/pipeline/opportunity/{at_finalizing.pk}/change/",
         f"/admin/crm/user/{rep.pk}/change/",
