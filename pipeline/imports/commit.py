@@ -110,8 +110,11 @@ class Importer:
         batch.already_there = len(clean) - imported
         batch.refused = len(rows) - len(clean)
         batch.finished_at = timezone.now()
+        # The file's people now live in Contact rows, which an erasure on request can
+        # reach; a copy kept here could not be erased with them.
+        batch.content = b""
         batch.save(update_fields=["status", "total_rows", "imported", "already_there",
-                                  "refused", "finished_at"])
+                                  "refused", "finished_at", "content"])
 
     def insert(self, rows: list[Row], owners: OwnerDirectory) -> int:
         """The rows not imported before (by this file or an earlier one); how many."""

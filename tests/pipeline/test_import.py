@@ -217,6 +217,17 @@ def test_importing_the_same_file_twice_creates_no_duplicates(client, cast, eager
     assert StageChange.objects.count() == 3
 
 
+def test_a_finished_import_keeps_no_copy_of_the_file_and_its_people(client, cast, eager):
+    batch = commit(client, uploaded(client, cast.sales_ops, "hubspot_deals_bom.csv",
+                                    "hubspot", owner=cast.rep), eager)
+
+    batch.refresh_from_db()
+    assert batch.status == ImportStatus.DONE and batch.imported == 3
+    assert bytes(batch.content) == b""
+    assert "3 opportunities imported" in client.get(
+        f"/imports/{batch.pk}/").content.decode()
+
+
 def test_the_worker_delivering_the_task_twice_imports_once(client, cast, eager):
     batch = commit(client, uploaded(client, cast.sales_ops, "hubspot_deals_bom.csv",
                                     "hubspot", owner=cast.rep), eager)
