@@ -18,7 +18,7 @@ from crm.api import router as crm_router
 from crm.models import User, fiscal_quarter, quarter_from_text
 from forecasting.rollups import Figures, quarter_forecast
 from forecasting.scope import requested_scope
-from pipeline import api_orders  # noqa: F401 (adds its operations to the records' router)
+from pipeline import api_orders, api_plans  # noqa: F401 (add to the records' router)
 from pipeline.api import PreconditionFailed
 from pipeline.api import router as opportunity_router
 from pipeline.api_committee import router as committee_router

@@ -13,7 +13,7 @@ the same route as the one that writes it, or the first route would answer 405.""
 from django.http import HttpResponse
 from ninja import File, Form, Header, Status, UploadedFile
 
-from crm.api import Invalid, Refusal, form_errors
+from crm.api import Refusal, cleaned
 from pipeline.api import answer, etag, expected_version, visible
 from pipeline.api_records import OfferRow, router
 from pipeline.api_schemas import (
@@ -32,12 +32,6 @@ OFFER_CHANGED = {200: OfferRow, 400: Refusal, 403: Refusal, 412: Refusal}
 REVIEWED = {200: OpportunityDetail, 400: Refusal, 403: Refusal, 412: Refusal}
 
 
-def checked(form) -> dict:
-    if not form.is_valid():
-        raise Invalid(form_errors(form))
-    return form.cleaned_data
-
-
 def offer_answer(opportunity: Opportunity, response: HttpResponse):
     """The offer as it now stands; the ETag is the opportunity's version, for the next
     write's If-Match."""
@@ -52,7 +46,7 @@ def offer_save(request, opportunity_id: int, payload: OfferIn, response: HttpRes
                if_match: str | None = Header(None, alias="If-Match")):
     opportunity = visible(request, opportunity_id)
     version = expected_version(if_match)
-    data = checked(OfferForm(payload.dict()))
+    data = cleaned(OfferForm(payload.dict()))
     opportunity.save_offer(by=request.user, service_start=data["service_start"],
                            service_end=data["service_end"],
                            payment_terms=data["payment_terms"], terms=data["terms"],
@@ -68,7 +62,7 @@ def offer_line_add(request, opportunity_id: int, payload: OfferLineIn,
                    if_match: str | None = Header(None, alias="If-Match")):
     opportunity = visible(request, opportunity_id)
     version = expected_version(if_match)
-    data = checked(OfferLineForm(payload.dict()))
+    data = cleaned(OfferLineForm(payload.dict()))
     opportunity.add_offer_line(
         by=request.user, kind=data["kind"], description=data["description"],
         quantity=data["quantity"], list_price=data["list_price"],
@@ -100,7 +94,7 @@ def purchase_order_record(request, opportunity_id: int, payload: Form[PurchaseOr
     form = PurchaseOrderForm(
         {**payload.dict(), "lines": [str(line) for line in payload.lines]},
         {"document": document}, offer_lines=offer.current_lines() if offer else [])
-    data = checked(form)
+    data = cleaned(form)
     order = opportunity.record_purchase_order(
         by=request.user, number=data["number"], amount=data["amount"],
         currency=data["currency"], document=data["document"], terms=data["terms"],

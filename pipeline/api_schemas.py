@@ -7,7 +7,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from pipeline.models import LineKind, OpportunityType, ReviewCheck, Source, Terms
+from pipeline.models import LineKind, OpportunityType, ReviewCheck, Source, StepStatus, Terms
 from pipeline.models.activities import ActivityKind
 from pipeline.process import CRITERIA, PROCESS, CriterionKind, DeadReason, Stage
 
@@ -338,3 +338,29 @@ class RejectionIn(Schema):
                                       examples=[[ReviewCheck.PRICES]])
     note: str = Field(..., min_length=1, max_length=2000,
                       examples=["The discount on line 2 is not the one agreed."])
+
+
+class ClosePlanIn(Schema):
+    target_signature_date: date = Field(..., examples=["2030-06-30"])
+
+
+class PlanStepIn(Schema):
+    title: str = Field(..., max_length=200, examples=["Order signed by the CFO"])
+    due_date: date = Field(..., examples=["2030-05-31"])
+    owner_user: int | None = Field(None, ge=1, description="Someone of the owner's team; "
+                                   "or name owner_contact.")
+    owner_contact: int | None = Field(None, ge=1, description="A contact of the account.")
+    status: StepStatus = StepStatus.NOT_STARTED
+    material: bool | None = Field(None, description="Once both sides accepted: does the "
+                                  "change withdraw the customer's acceptance?")
+
+
+class PlanStepPatch(Schema):
+    title: str | None = Field(None, max_length=200)
+    due_date: date | None = None
+    owner_user: int | None = Field(None, ge=1)
+    owner_contact: int | None = Field(None, ge=1)
+    status: StepStatus | None = Field(None, examples=[StepStatus.DONE])
+    material: bool | None = Field(None, description="Once both sides accepted: does the "
+                                  "change withdraw the customer's acceptance? Progress "
+                                  "(the status) never does.")

@@ -48,6 +48,11 @@ CHANGES_A_DEAL = {
     "POST /api/opportunities/{opportunity_id}/offer/lines",
     "POST /api/opportunities/{opportunity_id}/offer/lines/{line_id}/remove",
     "POST /api/opportunities/{opportunity_id}/purchase-orders",
+    "PUT /api/opportunities/{opportunity_id}/close-plan",
+    "POST /api/opportunities/{opportunity_id}/close-plan/steps",
+    "PATCH /api/opportunities/{opportunity_id}/close-plan/steps/{step_id}",
+    "POST /api/opportunities/{opportunity_id}/close-plan/steps/{step_id}/remove",
+    "POST /api/opportunities/{opportunity_id}/close-plan/accept",
 }
 REVIEWS = {
     "POST /api/opportunities/{opportunity_id}/purchase-orders/approve",
@@ -116,6 +121,11 @@ def world(cast, role: str, rich) -> dict:
     worked.save_offer(by=owner, service_start=today, service_end=today + timedelta(days=364),
                       payment_terms="30 days net")
     line = worked.add_offer_line(by=owner, description="Setup", quantity=1, list_price=500)
+    contact = ContactFactory(account=worked.account)
+    worked.save_close_plan(by=owner, target_signature_date=today + timedelta(days=60))
+    steps = [worked.add_plan_step(by=owner, title=title, owner_contact=contact,
+                                  due_date=today + timedelta(days=30))
+             for title in ("Order signed", "Legal review")]
     pending = {}
     if role == "sales_ops":  # one order to approve, one to reject
         pending = {decision: advance(OpportunityFactory(owner=cast.rep), Stage.PENDING)
@@ -123,7 +133,7 @@ def world(cast, role: str, rich) -> dict:
     return {
         "user": user, "worked": worked, "doomed": OpportunityFactory(owner=owner),
         "rich": rich, "done": planned[0], "cancel": planned[1], "line": line,
-        "contact": ContactFactory(account=worked.account), "pending": pending,
+        "contact": contact, "pending": pending, "steps": steps,
         "owner": cast.rep if role == "manager" else None,
     }
 
@@ -135,9 +145,9 @@ def on_which(path: str, method: str, data: dict):
         return data["doomed"]
     if path.endswith(("/approve", "/reject")) and data["pending"]:
         return data["pending"][path.rsplit("/", 1)[-1]]
-    if path.endswith(("/history", "/close-plan", "/purchase-orders", "/approve", "/reject")):
+    if path.endswith(("/history", "/purchase-orders", "/approve", "/reject")):
         return data["rich"]
-    if path.endswith("/offer") and method == "get":
+    if path.endswith(("/offer", "/close-plan")) and method == "get":
         return data["rich"]
     return data["worked"]
 
@@ -150,6 +160,7 @@ def with_examples(raw: dict, data: dict) -> dict:
             values = {"opportunity_id": opportunity.pk,
                       "account_id": data["worked"].account_id,
                       "contact_id": data["contact"].pk, "line_id": data["line"].pk,
+                      "step_id": data["steps"][path.endswith("/remove")].pk,
                       "activity_id": data["done" if path.endswith("/done") else "cancel"].pk,
                       "criterion": TICKED[0]}
             for parameter in operation.get("parameters", []):
@@ -160,6 +171,7 @@ def with_examples(raw: dict, data: dict) -> dict:
     schemas["ContactIn"]["properties"]["account"]["examples"] = [data["worked"].account_id]
     for name in ("ChampionIn", "CommitteeIn"):
         schemas[name]["properties"]["contact"]["examples"] = [data["contact"].pk]
+    schemas["PlanStepIn"]["properties"]["owner_contact"]["examples"] = [data["contact"].pk]
     order = raw["paths"]["/api/opportunities/{opportunity_id}/purchase-orders"]["post"]
     document = order["requestBody"]["content"]["multipart/form-data"]["schema"]
     document["properties"]["document"]["examples"] = [PDF.decode()]

@@ -207,3 +207,43 @@ def test_an_agreed_offer_cannot_be_changed_and_bad_lines_are_refused(cast):
                                       "service_end": "2031-12-31", "payment_terms": "x"})
     assert agreed.status_code == 400 and "agreed" in agreed.json()["detail"]
     assert opportunity.offer.service_end.year == 2030
+
+
+def test_a_rep_writes_and_accepts_the_close_plan_and_the_customer_accepts_on_the_link(cast):
+    opportunity = advance(OpportunityFactory(owner=cast.rep), Stage.CONFIRMING)
+    contact = ContactFactory(account=opportunity.account)
+    api = ApiClient(cast.rep)
+    url = f"/api/opportunities/{opportunity.pk}/close-plan"
+    plan = api.put(url, {"target_signature_date": "2030-06-30"})
+    assert plan.status_code == 200, plan.content
+    no_owner = api.post(f"{url}/steps", {"title": "Sign", "due_date": "2030-05-31"})
+    assert no_owner.status_code == 400 and "owner_user" in no_owner.json()["errors"]
+    foreign = api.post(f"{url}/steps", {"title": "Sign", "due_date": "2030-05-31",
+                                        "owner_contact": ContactFactory().pk})
+    assert foreign.status_code == 400 and "owner" in foreign.json()["errors"]
+    step = api.post(f"{url}/steps", {"title": "Sign", "due_date": "2030-05-31",
+                                     "owner_contact": contact.pk}, headers=tag(plan))
+    assert step.status_code == 201, step.content
+    extra = api.post(f"{url}/steps", {"title": "Legal review", "due_date": "2030-05-01",
+                                      "owner_user": cast.rep.pk}, headers=tag(step))
+    step_id, extra_id = (row["id"] for row in extra.json()["steps"])
+    removed = api.post(f"{url}/steps/{extra_id}/remove", headers=tag(extra))
+    assert removed.status_code == 200 and len(removed.json()["steps"]) == 1
+    accepted = api.post(f"{url}/accept", headers=tag(removed))
+    assert accepted.status_code == 200 and accepted.json()["rep_accepted_at"]
+    opportunity.reload()
+    link, _token = opportunity.share_close_plan(contact, by=cast.rep)
+    opportunity.close_plan.accept_by_customer(link=link)
+    unsaid = api.patch(f"{url}/steps/{step_id}", {"title": "Order signed by the CFO"})
+    assert unsaid.status_code == 400 and "material" in unsaid.json()["detail"]
+    corrected = api.patch(f"{url}/steps/{step_id}", {"title": "Order signed by the CFO",
+                                                     "material": False})
+    assert corrected.status_code == 200 and corrected.json()["is_accepted"] is True
+    done = api.patch(f"{url}/steps/{step_id}", {"status": "done"})
+    assert done.json()["steps"][0]["done_on"] == str(timezone.localdate())
+    assert api.patch(f"{url}/steps/987654", {"status": "done"}).status_code == 404
+    assert ApiClient(cast.colleague).post(f"{url}/accept").status_code == 403
+    assert ApiClient(cast.other_manager).put(
+        url, {"target_signature_date": "2030-06-30"}).status_code == 404
+    assert "confirming.close_plan_accepted" not in api.get(
+        f"/api/opportunities/{opportunity.pk}").json()["missing_criteria"]
