@@ -14,7 +14,7 @@ from crm.api import Invalid, Refusal
 from crm.models import Contact
 from pipeline.api import answer, expected_version, visible
 from pipeline.api_schemas import ChampionIn, CommitteeIn, OpportunityDetail, PreferredVendorIn
-from pipeline.models import Opportunity
+from pipeline.models import Opportunity, Via
 
 router = Router(tags=["champion and committee"])
 
@@ -43,7 +43,7 @@ def champion_name(request, opportunity_id: int, payload: ChampionIn, response: H
     contact = None if payload.contact is None else chosen_contact(opportunity,
                                                                   payload.contact)
     opportunity.name_champion(contact, by=request.user, confirmed=payload.confirmed,
-                              expected_version=version)
+                              expected_version=version, via=Via.API)
     return answer(opportunity_id, response)
 
 

@@ -26,7 +26,7 @@ from pipeline.api_schemas import (
     RejectionIn,
 )
 from pipeline.forms import OfferForm, OfferLineForm, PurchaseOrderForm
-from pipeline.models import Opportunity
+from pipeline.models import Opportunity, Via
 
 OFFER_CHANGED = {200: OfferRow, 400: Refusal, 403: Refusal, 412: Refusal}
 REVIEWED = {200: OpportunityDetail, 400: Refusal, 403: Refusal, 412: Refusal}
@@ -50,7 +50,7 @@ def offer_save(request, opportunity_id: int, payload: OfferIn, response: HttpRes
     opportunity.save_offer(by=request.user, service_start=data["service_start"],
                            service_end=data["service_end"],
                            payment_terms=data["payment_terms"], terms=data["terms"],
-                           expected_version=version)
+                           expected_version=version, via=Via.API)
     return offer_answer(opportunity, response)
 
 
@@ -66,7 +66,7 @@ def offer_line_add(request, opportunity_id: int, payload: OfferLineIn,
     opportunity.add_offer_line(
         by=request.user, kind=data["kind"], description=data["description"],
         quantity=data["quantity"], list_price=data["list_price"],
-        discount_percent=data["discount_percent"], expected_version=version)
+        discount_percent=data["discount_percent"], expected_version=version, via=Via.API)
     return Status(201, offer_answer(opportunity, response))
 
 
@@ -76,7 +76,8 @@ def offer_line_remove(request, opportunity_id: int, line_id: int, response: Http
                       if_match: str | None = Header(None, alias="If-Match")):
     opportunity = visible(request, opportunity_id)
     version = expected_version(if_match)
-    opportunity.remove_offer_line(line_id, by=request.user, expected_version=version)
+    opportunity.remove_offer_line(line_id, by=request.user, expected_version=version,
+                                  via=Via.API)
     return offer_answer(opportunity, response)
 
 

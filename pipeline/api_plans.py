@@ -6,13 +6,21 @@ The operations join the records' router, where the plan is read: one path, one r
 
 
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext
 from ninja import Header, Status
 
 from crm.api import Invalid, Missing, Refusal, cleaned
 from pipeline.api import etag, expected_version, visible
 from pipeline.api_records import ClosePlanRow, router
-from pipeline.api_schemas import ClosePlanIn, PlanStepIn, PlanStepPatch
+from pipeline.api_schemas import (
+    ClosePlanIn,
+    PlanStepIn,
+    PlanStepPatch,
+    ShareLinkIn,
+    ShareLinkMade,
+)
+from pipeline.forms import ShareLinkForm
 from pipeline.models import Opportunity, StepStatus
 from pipeline.plan_views import step_form
 
@@ -112,4 +120,25 @@ def plan_accept(request, opportunity_id: int, response: HttpResponse,
                 if_match: str | None = Header(None, alias="If-Match")):
     opportunity = visible(request, opportunity_id)
     opportunity.accept_close_plan(by=request.user, expected_version=expected_version(if_match))
+    return plan_answer(opportunity, response)
+
+
+@router.post("/opportunities/{int:opportunity_id}/close-plan/links",
+             response={201: ShareLinkMade, 400: Refusal, 403: Refusal},
+             summary="Make a link that shows the plan to a contact, who accepts it there",
+             description="The address is in this answer only; send it to the contact.")
+def plan_link_create(request, opportunity_id: int, payload: ShareLinkIn):
+    opportunity = visible(request, opportunity_id)
+    data = cleaned(ShareLinkForm(payload.dict(), account=opportunity.account))
+    link, token = opportunity.share_close_plan(data["contact"], by=request.user,
+                                               days=data["days"])
+    link.address = request.build_absolute_uri(reverse("pipeline:shared_plan", args=[token]))
+    return Status(201, link)
+
+
+@router.post("/opportunities/{int:opportunity_id}/close-plan/links/{int:link_id}/revoke",
+             response=PLAN_CHANGED, summary="Stop a link from working")
+def plan_link_revoke(request, opportunity_id: int, link_id: int, response: HttpResponse):
+    opportunity = visible(request, opportunity_id)
+    opportunity.revoke_plan_link(link_id, by=request.user)
     return plan_answer(opportunity, response)

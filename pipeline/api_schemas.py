@@ -237,12 +237,23 @@ class StepOut(Schema):
     done_on: date | None
 
 
+class ShareLinkOut(Schema):
+    id: int
+    contact: int = Field(..., alias="contact_id")
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
 class ClosePlanOut(Schema):
     target_signature_date: date
     rep_accepted_at: datetime | None
     customer_accepted_at: datetime | None
     is_accepted: bool
     steps: list[StepOut]
+    links: list[ShareLinkOut] = Field(..., description="Links that show the plan to a "
+                                      "contact, who accepts it there; newest first.")
 
 
 class OfferLineOut(Schema):
@@ -364,3 +375,14 @@ class PlanStepPatch(Schema):
     material: bool | None = Field(None, description="Once both sides accepted: does the "
                                   "change withdraw the customer's acceptance? Progress "
                                   "(the status) never does.")
+
+
+class ShareLinkIn(Schema):
+    contact: int = Field(..., ge=1, description="A current contact of the account.",
+                         examples=[1])
+    days: int = Field(30, ge=1, le=90, description="How long the link works.")
+
+
+class ShareLinkMade(ShareLinkOut):
+    address: str = Field(..., description="The link to send the contact: shown only now, "
+                         "only its hash is kept.")

@@ -53,6 +53,8 @@ CHANGES_A_DEAL = {
     "PATCH /api/opportunities/{opportunity_id}/close-plan/steps/{step_id}",
     "POST /api/opportunities/{opportunity_id}/close-plan/steps/{step_id}/remove",
     "POST /api/opportunities/{opportunity_id}/close-plan/accept",
+    "POST /api/opportunities/{opportunity_id}/close-plan/links",
+    "POST /api/opportunities/{opportunity_id}/close-plan/links/{link_id}/revoke",
 }
 REVIEWS = {
     "POST /api/opportunities/{opportunity_id}/purchase-orders/approve",
@@ -126,6 +128,7 @@ def world(cast, role: str, rich) -> dict:
     steps = [worked.add_plan_step(by=owner, title=title, owner_contact=contact,
                                   due_date=today + timedelta(days=30))
              for title in ("Order signed", "Legal review")]
+    link, _token = worked.share_close_plan(contact, by=owner)
     pending = {}
     if role == "sales_ops":  # one order to approve, one to reject
         pending = {decision: advance(OpportunityFactory(owner=cast.rep), Stage.PENDING)
@@ -134,6 +137,7 @@ def world(cast, role: str, rich) -> dict:
         "user": user, "worked": worked, "doomed": OpportunityFactory(owner=owner),
         "rich": rich, "done": planned[0], "cancel": planned[1], "line": line,
         "contact": contact, "pending": pending, "steps": steps,
+        "link": link,
         "owner": cast.rep if role == "manager" else None,
     }
 
@@ -161,6 +165,7 @@ def with_examples(raw: dict, data: dict) -> dict:
                       "account_id": data["worked"].account_id,
                       "contact_id": data["contact"].pk, "line_id": data["line"].pk,
                       "step_id": data["steps"][path.endswith("/remove")].pk,
+                      "link_id": data["link"].pk,
                       "activity_id": data["done" if path.endswith("/done") else "cancel"].pk,
                       "criterion": TICKED[0]}
             for parameter in operation.get("parameters", []):
@@ -169,7 +174,7 @@ def with_examples(raw: dict, data: dict) -> dict:
     schemas = raw["components"]["schemas"]
     schemas["OpportunityIn"]["properties"]["account"]["examples"] = [data["worked"].account_id]
     schemas["ContactIn"]["properties"]["account"]["examples"] = [data["worked"].account_id]
-    for name in ("ChampionIn", "CommitteeIn"):
+    for name in ("ChampionIn", "CommitteeIn", "ShareLinkIn"):
         schemas[name]["properties"]["contact"]["examples"] = [data["contact"].pk]
     schemas["PlanStepIn"]["properties"]["owner_contact"]["examples"] = [data["contact"].pk]
     order = raw["paths"]["/api/opportunities/{opportunity_id}/purchase-orders"]["post"]

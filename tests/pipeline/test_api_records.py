@@ -3,8 +3,11 @@ offer and a purchase order, and sales ops review the order: as on the pages, for
 pages let do it."""
 
 
+from urllib.parse import urlsplit
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.utils import timezone
 
 from pipeline.models import Outcome, ReviewCheck, Via
@@ -79,7 +82,8 @@ def test_a_member_is_removed_and_a_champion_withdrawn_and_both_stay_in_the_recor
     withdrawn = api.put(f"{url}/champion", {"contact": None})
     assert withdrawn.status_code == 200 and withdrawn.json()["champion"] is None
     assert opportunity.committee_members.get().removed_at is not None
-    assert opportunity.field_changes.filter(field="champion").count() == 2
+    assert [change.via for change in opportunity.field_changes.filter(field="champion")] == [
+        Via.API, Via.API]
     again = api.post(f"{url}/committee/{contact.pk}/remove")
     assert again.status_code == 400 and again.json()["detail"]
 
@@ -131,6 +135,8 @@ def test_a_rep_writes_the_offer_records_the_order_and_sales_ops_close_the_deal(c
     extra_id = extra.json()["lines"][-1]["id"]
     removed = api.post(f"{url}/offer/lines/{extra_id}/remove", headers=tag(extra))
     assert removed.status_code == 200 and len(removed.json()["lines"]) == 1
+    assert {change.via for change in opportunity.field_changes.filter(field="amount")} == {
+        Via.API}
     satisfy_gate(opportunity)
     opportunity.move_to(Stage.FINALIZING, by=cast.rep, via=Via.PAGE)
 
@@ -231,9 +237,14 @@ def test_a_rep_writes_and_accepts_the_close_plan_and_the_customer_accepts_on_the
     assert removed.status_code == 200 and len(removed.json()["steps"]) == 1
     accepted = api.post(f"{url}/accept", headers=tag(removed))
     assert accepted.status_code == 200 and accepted.json()["rep_accepted_at"]
-    opportunity.reload()
-    link, _token = opportunity.share_close_plan(contact, by=cast.rep)
-    opportunity.close_plan.accept_by_customer(link=link)
+    spare = api.post(f"{url}/links", {"contact": contact.pk, "days": 7})
+    revoked = api.post(f"{url}/links/{spare.json()['id']}/revoke")
+    assert revoked.status_code == 200 and revoked.json()["links"][0]["revoked_at"]
+    link = api.post(f"{url}/links", {"contact": contact.pk})
+    assert link.status_code == 201, link.content
+    address = urlsplit(link.json()["address"]).path
+    assert Client().post(f"{address}accept/").status_code == 200  # the customer accepts
+    assert api.get(url).json()["is_accepted"] is True
     unsaid = api.patch(f"{url}/steps/{step_id}", {"title": "Order signed by the CFO"})
     assert unsaid.status_code == 400 and "material" in unsaid.json()["detail"]
     corrected = api.patch(f"{url}/steps/{step_id}", {"title": "Order signed by the CFO",
@@ -243,6 +254,8 @@ def test_a_rep_writes_and_accepts_the_close_plan_and_the_customer_accepts_on_the
     assert done.json()["steps"][0]["done_on"] == str(timezone.localdate())
     assert api.patch(f"{url}/steps/987654", {"status": "done"}).status_code == 404
     assert ApiClient(cast.colleague).post(f"{url}/accept").status_code == 403
+    assert api.post(f"{url}/links", {"contact": ContactFactory().pk}).status_code == 400
+    assert api.post(f"{url}/links", {"contact": contact.pk, "days": 91}).status_code == 422
     assert ApiClient(cast.other_manager).put(
         url, {"target_signature_date": "2030-06-30"}).status_code == 404
     assert "confirming.close_plan_accepted" not in api.get(
