@@ -137,16 +137,20 @@ def test_a_rep_writes_the_offer_records_the_order_and_sales_ops_close_the_deal(c
     assert removed.status_code == 200 and len(removed.json()["lines"]) == 1
     assert {change.via for change in opportunity.field_changes.filter(field="amount")} == {
         Via.API}
+    training = api.post(f"{url}/offer/lines", {"description": "Training", "quantity": "1",
+                                               "list_price": "0"}, headers=tag(removed))
+    covered = [line["id"] for line in training.json()["lines"]]
     satisfy_gate(opportunity)
     opportunity.move_to(Stage.FINALIZING, by=cast.rep, via=Via.PAGE)
 
     refusal = api.post(f"{url}/move", {"stage": "pending"})
     assert "finalizing.purchase_order_recorded" in {
         missing["key"] for missing in refusal.json()["missing"]}
-    order = send_order(api, url, lines=[removed.json()["lines"][0]["id"]],
-                       headers=tag(api.get(url)))
+    order = send_order(api, url, lines=covered, headers=tag(api.get(url)))
     assert order.status_code == 201, order.content
     assert order.json()["number"] == "PO-77" and order.json()["document_name"] == "order.pdf"
+    assert set(opportunity.purchase_orders.get().covered_lines.values_list(
+        "pk", flat=True)) == set(covered) and len(covered) == 2
     moved = api.post(f"{url}/move", {"stage": "pending"},
                      headers=tag(tick_the_rest(api, url, api.get(url))))
     assert moved.status_code == 200, moved.content
