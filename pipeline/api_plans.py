@@ -85,7 +85,7 @@ def plan_step_change(request, opportunity_id: int, step_id: int, payload: PlanSt
     opportunity = visible(request, opportunity_id)
     version = expected_version(if_match)
     plan = opportunity.current_close_plan()
-    step = plan and next((s for s in plan.current_steps() if s.pk == step_id), None)
+    step = {step.pk: step for step in plan.current_steps()}.get(step_id) if plan else None
     if step is None:
         raise Missing(gettext("That step is not on the plan."))
     changes = payload.dict(exclude_unset=True, exclude_none=True)
