@@ -68,10 +68,16 @@ def form_errors(form) -> dict[str, list[str]]:
             for field, messages in form.errors.items()}
 
 
-def saved(form):
-    """The form's object saved, or Invalid with its errors."""
+def cleaned(form) -> dict:
+    """The form's cleaned data, or Invalid with its errors."""
     if not form.is_valid():
         raise Invalid(form_errors(form))
+    return form.cleaned_data
+
+
+def saved(form):
+    """The form's object saved, or Invalid with its errors."""
+    cleaned(form)
     return form.save()
 
 

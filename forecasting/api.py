@@ -18,8 +18,10 @@ from crm.api import router as crm_router
 from crm.models import User, fiscal_quarter, quarter_from_text
 from forecasting.rollups import Figures, quarter_forecast
 from forecasting.scope import requested_scope
+from pipeline import api_orders, api_plans  # noqa: F401 (add to the records' router)
 from pipeline.api import PreconditionFailed
 from pipeline.api import router as opportunity_router
+from pipeline.api_committee import router as committee_router
 from pipeline.api_records import router as records_router
 from pipeline.models import ChangeRefused, Conflict, GateNotMet
 
@@ -87,6 +89,7 @@ api = NinjaAPI(
 api.add_router("", crm_router)
 api.add_router("", opportunity_router)
 api.add_router("", records_router)
+api.add_router("", committee_router)
 api.add_router("", router)
 
 

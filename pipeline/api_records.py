@@ -71,6 +71,10 @@ class ClosePlanRow(ClosePlanOut):
     def resolve_steps(plan) -> list:
         return plan.current_steps()
 
+    @staticmethod
+    def resolve_links(plan) -> list:
+        return list(plan.links.all())
+
 
 @router.get("/opportunities/{int:opportunity_id}/close-plan", response=ClosePlanRow,
             summary="The close plan agreed with the customer, with its current steps")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from pipeline.models import OpportunityType, Source
+from pipeline.models import LineKind, OpportunityType, ReviewCheck, Source, StepStatus, Terms
 from pipeline.models.activities import ActivityKind
 from pipeline.process import CRITERIA, PROCESS, CriterionKind, DeadReason, Stage
 
@@ -237,12 +237,23 @@ class StepOut(Schema):
     done_on: date | None
 
 
+class ShareLinkOut(Schema):
+    id: int
+    contact: int = Field(..., alias="contact_id")
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
 class ClosePlanOut(Schema):
     target_signature_date: date
     rep_accepted_at: datetime | None
     customer_accepted_at: datetime | None
     is_accepted: bool
     steps: list[StepOut]
+    links: list[ShareLinkOut] = Field(..., description="Links that show the plan to a "
+                                      "contact, who accepts it there; newest first.")
 
 
 class OfferLineOut(Schema):
@@ -280,3 +291,98 @@ class PurchaseOrderOut(Schema):
     failed_checks: list[str]
     review_note: str
     reviewed_at: datetime | None
+
+
+# --- writes that meet the later gates: committee, champion, offer, order, review ---
+
+
+class ChampionIn(Schema):
+    contact: int | None = Field(..., ge=1, description="A contact of the account; null "
+                                "withdraws the champion.", examples=[1])
+    confirmed: bool = Field(True, description="They told you they are convinced (the "
+                            "gate counts only a confirmed champion).")
+
+
+class CommitteeIn(Schema):
+    contact: int = Field(..., ge=1, description="A contact of the account.", examples=[1])
+
+
+class PreferredVendorIn(Schema):
+    on: date | None = Field(None, description="The day they said so; today when left out.")
+
+
+class OfferIn(Schema):
+    service_start: date = Field(..., examples=["2030-01-01"])
+    service_end: date = Field(..., examples=["2030-12-31"])
+    payment_terms: str = Field(..., max_length=200, examples=["30 days net"])
+    terms: Terms = Terms.OURS
+
+
+class OfferLineIn(Schema):
+    kind: LineKind = LineKind.PRODUCT
+    description: str = Field(..., max_length=200, examples=["Licences"])
+    quantity: Decimal = Field(..., gt=0, max_digits=10, decimal_places=2, examples=["10"])
+    list_price: Money = Field(..., ge=0, max_digits=14, decimal_places=2,
+                              examples=["1000.00"])
+    discount_percent: Decimal = Field(Decimal(0), ge=0, le=100, max_digits=5,
+                                      decimal_places=2)
+
+
+class PurchaseOrderIn(Schema):
+    number: str = Field(..., max_length=100, examples=["PO-4711"])
+    amount: Money = Field(..., ge=0, max_digits=14, decimal_places=2, examples=["10000.00"])
+    currency: str = Field(..., min_length=3, max_length=3, examples=["EUR"])
+    terms: Terms = Terms.OURS
+    service_start: date = Field(..., examples=["2030-01-01"])
+    service_end: date = Field(..., examples=["2030-12-31"])
+    lines: list[int] = Field([], max_length=200, description="The offer lines it covers.")
+
+
+class ApprovalIn(Schema):
+    confirmed: list[ReviewCheck] = Field(..., max_length=len(ReviewCheck.values),
+                                         description="Every check, confirmed.",
+                                         examples=[ReviewCheck.values])
+
+
+class RejectionIn(Schema):
+    failed: list[ReviewCheck] = Field(..., min_length=1, max_length=len(ReviewCheck.values),
+                                      examples=[[ReviewCheck.PRICES]])
+    note: str = Field(..., min_length=1, max_length=2000,
+                      examples=["The discount on line 2 is not the one agreed."])
+
+
+class ClosePlanIn(Schema):
+    target_signature_date: date = Field(..., examples=["2030-06-30"])
+
+
+class PlanStepIn(Schema):
+    title: str = Field(..., max_length=200, examples=["Order signed by the CFO"])
+    due_date: date = Field(..., examples=["2030-05-31"])
+    owner_user: int | None = Field(None, ge=1, description="Someone of the owner's team; "
+                                   "or name owner_contact.")
+    owner_contact: int | None = Field(None, ge=1, description="A contact of the account.")
+    status: StepStatus = StepStatus.NOT_STARTED
+    material: bool | None = Field(None, description="Once both sides accepted: does the "
+                                  "change withdraw the customer's acceptance?")
+
+
+class PlanStepPatch(Schema):
+    title: str | None = Field(None, max_length=200)
+    due_date: date | None = None
+    owner_user: int | None = Field(None, ge=1)
+    owner_contact: int | None = Field(None, ge=1)
+    status: StepStatus | None = Field(None, examples=[StepStatus.DONE])
+    material: bool | None = Field(None, description="Once both sides accepted: does the "
+                                  "change withdraw the customer's acceptance? Progress "
+                                  "(the status) never does.")
+
+
+class ShareLinkIn(Schema):
+    contact: int = Field(..., ge=1, description="A current contact of the account.",
+                         examples=[1])
+    days: int = Field(30, ge=1, le=90, description="How long the link works.")
+
+
+class ShareLinkMade(ShareLinkOut):
+    address: str = Field(..., description="The link to send the contact: shown only now, "
+                         "only its hash is kept.")

@@ -28,3 +28,6 @@ class ApiClient:
 
     def patch(self, path, body=None, **kwargs):
         return self.send("patch", path, body, **kwargs)
+
+    def put(self, path, body=None, **kwargs):
+        return self.send("put", path, body, **kwargs)

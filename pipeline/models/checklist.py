@@ -303,7 +303,7 @@ class Checklist:
         return contact
 
     def name_champion(self, contact: Contact | None, *, by: User, confirmed: bool = True,
-                      expected_version: int | None = None) -> None:
+                      expected_version: int | None = None, via: Via = Via.PAGE) -> None:
         """Name the champion (a contact of the account) and whether they are convinced."""
         now = timezone.now()
         with transaction.atomic():
@@ -312,7 +312,7 @@ class Checklist:
                 locked._contact_of_account(contact)
             if (contact.pk if contact else None) != locked.champion_id:
                 locked._record_field_change("champion", locked.champion, contact, by,
-                                            Via.PAGE, now)
+                                            via, now)
             locked.champion = contact
             locked.champion_confirmed_at = now if contact and confirmed else None
             locked.champion_confirmed_by = by if contact and confirmed else None

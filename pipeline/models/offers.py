@@ -132,7 +132,8 @@ class Offering:
             return None
 
     def save_offer(self, *, by, service_start, service_end, payment_terms: str,
-                   terms: str = Terms.OURS, expected_version: int | None = None) -> Offer:
+                   terms: str = Terms.OURS, expected_version: int | None = None,
+                   via: Via = Via.PAGE) -> Offer:
         """Write the offer's period and terms, making the offer when there is none."""
         if service_end < service_start:
             raise InvalidChange(gettext("The service cannot end before it starts."))
@@ -144,13 +145,13 @@ class Offering:
             offer.payment_terms, offer.terms = payment_terms.strip(), Terms(terms)
             offer.changed_at, offer.changed_by = now, by
             offer.save()
-            locked._follow_offer(offer, by, now)
+            locked._follow_offer(offer, by, now, via)
         self.reload()
         return offer
 
     def add_offer_line(self, *, by, description: str, quantity: Decimal, list_price: Decimal,
                        discount_percent: Decimal = Decimal(0), kind: str = LineKind.PRODUCT,
-                       expected_version: int | None = None) -> OfferLine:
+                       expected_version: int | None = None, via: Via = Via.PAGE) -> OfferLine:
         if quantity <= 0 or list_price < 0 or not 0 <= discount_percent <= 100:
             raise InvalidChange(gettext("A line needs a quantity above zero, a price of zero "
                                         "or more and a discount between 0 and 100 %."))
@@ -164,11 +165,12 @@ class Offering:
             line = offer.lines.create(kind=LineKind(kind), description=description.strip(),
                                       quantity=quantity, list_price=list_price,
                                       discount_percent=discount_percent, added_at=now)
-            locked._follow_offer(offer, by, now)
+            locked._follow_offer(offer, by, now, via)
         self.reload()
         return line
 
-    def remove_offer_line(self, line_id: int, *, by, expected_version: int | None = None):
+    def remove_offer_line(self, line_id: int, *, by, expected_version: int | None = None,
+                          via: Via = Via.PAGE):
         now = timezone.now()
         with transaction.atomic():
             locked = self._lock_for_offer(by, expected_version)
@@ -177,7 +179,7 @@ class Offering:
                 removed_at=now)
             if not removed:
                 raise InvalidChange(gettext("That line is not on the offer."))
-            locked._follow_offer(offer, by, now)
+            locked._follow_offer(offer, by, now, via)
         self.reload()
 
     def _lock_for_offer(self, by, expected_version):
@@ -191,13 +193,13 @@ class Offering:
                 "change the offer.") % locked.name)
         return locked
 
-    def _follow_offer(self, offer: Offer, by, now) -> None:
+    def _follow_offer(self, offer: Offer, by, now, via: Via) -> None:
         """The amount follows the offer's total once the offer has lines; the change is
         recorded like any amount change."""
         offer.__dict__.pop("_current_lines", None)
         total = offer.total()
         if offer.current_lines() and total != self.amount:
-            self._record_field_change("amount", self.amount, total, by, Via.PAGE, now)
+            self._record_field_change("amount", self.amount, total, by, via, now)
             self.amount = total
             self._extend_if_doubled(now)
         self._touch(by, now)
