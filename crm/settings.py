@@ -258,12 +258,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.deliver_pending_notifications",
         "schedule": timedelta(minutes=1),
     },
-    # Hourly, though weekly: the first run of a week takes its snapshot, the others find
-    # it taken.
     "clear-expired-sessions": {
         "task": "crm.tasks.clear_expired_sessions",
         "schedule": timedelta(days=1),
     },
+    "forget-abandoned-import-files": {
+        "task": "pipeline.tasks.forget_abandoned_import_files",
+        "schedule": timedelta(days=1),
+    },
+    # Hourly, though weekly: the first run of a week takes its snapshot, the others find
+    # it taken.
     "take-weekly-forecast-snapshot": {
         "task": "forecasting.tasks.take_weekly_snapshot",
         "schedule": timedelta(hours=1),

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 from celery import shared_task
 from django.utils import timezone
 
-from pipeline.models import ActivityRule, Opportunity
+from pipeline.models import ActivityRule, ImportBatch, Opportunity
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +68,9 @@ def import_file(batch_id: int) -> None:
     from pipeline.imports.commit import run_import
 
     run_import(batch_id)
+
+
+@shared_task
+def forget_abandoned_import_files() -> int:
+    """Daily: drop the uploaded files no import will read again."""
+    return ImportBatch.forget_abandoned_files(timezone.now())

@@ -161,6 +161,7 @@ class ImportStatus(models.TextChoices):
     QUEUED = "queued", _("waiting for the worker")
     DONE = "done", _("imported")
     FAILED = "failed", _("failed")
+    EXPIRED = "expired", _("never imported; file removed")
 
 
 class ImportBatch(models.Model):
@@ -186,6 +187,9 @@ class ImportBatch(models.Model):
     refused = models.PositiveIntegerField(_("rows with errors"), default=0)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     failure = models.TextField(_("why it failed"), blank=True)
+
+    # How long an uploaded file waits to be imported before it is removed.
+    DRAFT_DAYS = 7
 
     class Meta:
         verbose_name = _("import")
@@ -219,7 +223,20 @@ class ImportBatch(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.EXPIRED)
+
+    @classmethod
+    def forget_abandoned_files(cls, now: datetime) -> int:
+        """Drop the files of drafts left unimported for DRAFT_DAYS, and of failed imports:
+        their people are in no Contact row, where an erasure on request would reach them.
+        A draft claimed for the worker meanwhile is left alone (the status is the
+        claim). How many files were dropped."""
+        stale = now - timedelta(days=cls.DRAFT_DAYS)
+        expired = cls.objects.filter(status=ImportStatus.DRAFT, created_at__lt=stale).update(
+            status=ImportStatus.EXPIRED, content=b"", finished_at=now)
+        failed = cls.objects.filter(status=ImportStatus.FAILED).exclude(content=b"").update(
+            content=b"")
+        return expired + failed
 
     def queue(self) -> bool:
         """Claim the draft for the worker; False when it was already queued or done, so a

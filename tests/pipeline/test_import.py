@@ -4,7 +4,7 @@ and the board's list as CSV."""
 
 import csv
 import io
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -226,6 +226,29 @@ def test_a_finished_import_keeps_no_copy_of_the_file_and_its_people(client, cast
     assert bytes(batch.content) == b""
     assert "3 opportunities imported" in client.get(
         f"/imports/{batch.pk}/").content.decode()
+
+
+def test_a_draft_left_unimported_for_a_week_loses_its_file_and_says_so(client, cast):
+    stale = uploaded(client, cast.sales_ops, "hubspot_deals_bom.csv", "hubspot",
+                     owner=cast.rep)
+    queued = uploaded(client, cast.sales_ops, "salesforce_us.csv", "salesforce",
+                      owner=cast.rep)
+    queued.queue()
+    a_week_later = stale.created_at + timedelta(days=ImportBatch.DRAFT_DAYS, seconds=1)
+    fresh = uploaded(client, cast.sales_ops, "pipedrive_deals_semicolon.csv", "pipedrive",
+                     owner=cast.rep)
+    ImportBatch.objects.filter(pk=fresh.pk).update(created_at=a_week_later - timedelta(days=6))
+
+    assert ImportBatch.forget_abandoned_files(a_week_later) == 1
+
+    stale.refresh_from_db(), queued.refresh_from_db(), fresh.refresh_from_db()
+    assert (stale.status, bytes(stale.content)) == (ImportStatus.EXPIRED, b"")
+    assert queued.status == ImportStatus.QUEUED and bytes(queued.content)
+    assert fresh.status == ImportStatus.DRAFT and bytes(fresh.content)
+    page = client.get(reverse("pipeline:import_preview", args=[stale.pk]))
+    assert page.status_code == 200
+    assert "waited more than 7 days to be imported and was removed" in page.content.decode()
+    assert ImportBatch.forget_abandoned_files(a_week_later) == 0
 
 
 def test_the_worker_delivering_the_task_twice_imports_once(client, cast, eager):
