@@ -41,7 +41,8 @@ def test_the_charts_draw_and_their_tables_show_the_same_figures(live_server, log
 
     page.goto(f"{live_server.url}/forecast/funnel/?quarter=2026-Q2")
     chart = page.locator('canvas[data-chart="funnel-chart"]')
-    expect(chart).to_be_visible()
+    # Visible as soon as the page is laid out; drawn once the deferred scripts ran.
+    expect(chart).to_have_attribute("data-drawn", "true")
     drawn = chart.evaluate("canvas => Chart.getChart(canvas).data.datasets[0].data")
     row = page.locator('table[data-table="funnel"] tr[data-stage="identifying"]')
     expect(row.locator("td")).to_have_text(["3", "2", "67 %", "1", "20"])
@@ -52,7 +53,9 @@ def test_the_charts_draw_and_their_tables_show_the_same_figures(live_server, log
     page.get_by_role("button", name="Show").click()
     expect(page.locator('table[data-table="calibration"] tr[data-stage="validating"] td')
            ).to_have_text(["40 %", "67 % (2 of 3 won)", "0"])
-    calibrated = page.locator('canvas[data-chart="calibration-chart"]').evaluate(
+    calibration = page.locator('canvas[data-chart="calibration-chart"]')
+    expect(calibration).to_have_attribute("data-drawn", "true")
+    calibrated = calibration.evaluate(
         "canvas => Chart.getChart(canvas).data.datasets.map(dataset => dataset.data)")
     found["calibration"] = Axe().run(page)
 
