@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import F, Min, OuterRef, Subquery, Sum, Value
+from django.db.models import Case, F, Min, OuterRef, Subquery, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce
 
 from crm.models import fiscal_quarter_bounds, fiscal_quarter_moments
@@ -29,7 +29,7 @@ from forecasting.entering import stored_entering, stored_quarters
 from forecasting.rollups import CENT, rates_in_force
 from pipeline.models import FieldChange, OpportunityQuerySet, StageChange
 from pipeline.models.queries import FORECAST_OPEN
-from pipeline.process import category_stages
+from pipeline.process import Stage, category_stages
 
 QUARTERS_LOOKED_BACK = 4
 # Fewer quarters with history than this, and a ratio would be one quarter's accident.
@@ -104,14 +104,22 @@ def historical_coverage(opportunities: OpportunityQuerySet, year: int, quarter: 
 
 def closed_in(opportunities: OpportunityQuerySet, quarters: list[tuple[int, int]]
               ) -> dict[tuple[int, int], list[tuple[str, Decimal]]]:
-    """What was won in each of these quarters, as (currency, amount) sums; one grouped
-    query for them all."""
-    won = [opportunities.won_in_quarter(*quarter).order_by()
-           .values_list("currency").annotate(Sum("amount")) for quarter in quarters]
-    named = [rows.annotate(index=Value(index)) for index, rows in enumerate(won)]
+    """What was won in each of these quarters (as won_in_quarter counts it), as
+    (currency, amount) sums; one grouped query over the span of them all."""
+    moments = {quarter: fiscal_quarter_moments(*quarter) for quarter in quarters}
+    index = Case(*(When(stage_entered_at__gte=start, stage_entered_at__lt=end,
+                        then=Value(number)) for number, (start, end)
+                   in enumerate(moments.values())), output_field=models.IntegerField())
+    # A closed opportunity is final: it entered its stage when it was won.
+    rows = (opportunities.filter(stage=Stage.CLOSED,
+                                 stage_entered_at__gte=min(s for s, _e in moments.values()),
+                                 stage_entered_at__lt=max(e for _s, e in moments.values()))
+            .order_by().annotate(index=index).values_list("index", "currency")
+            .annotate(Sum("amount")))
     sums: dict[tuple[int, int], list] = {quarter: [] for quarter in quarters}
-    for currency, amount, index in named[0].union(*named[1:], all=True):
-        sums[quarters[index]].append((currency, amount))
+    for number, currency, amount in rows:
+        if number is not None:
+            sums[quarters[number]].append((currency, amount))
     return sums
 
 

@@ -136,10 +136,10 @@ def stored_entering(opportunities: OpportunityQuerySet, stored: dict[Quarter, in
     amount) sums, as coverage.converted takes them. One grouped query."""
     quarter_of = {pk: quarter for quarter, pk in stored.items()}
     sums: dict[Quarter, list] = {quarter: [] for quarter in stored}
-    rows = (EnteringOpportunity.objects
-            .filter(stored_quarter__in=list(quarter_of),
-                    opportunity__in=opportunities.order_by().values("pk"))
-            .order_by().values_list("stored_quarter", "currency").annotate(Sum("amount")))
+    rows = EnteringOpportunity.objects.filter(stored_quarter__in=list(quarter_of))
+    if opportunities.query.has_filters():  # else every opportunity: no join to make
+        rows = rows.filter(opportunity__in=opportunities.order_by().values("pk"))
+    rows = (rows.order_by().values_list("stored_quarter", "currency").annotate(Sum("amount")))
     for pk, currency, amount in rows:
         sums[quarter_of[pk]].append((currency, amount))
     return sums

@@ -2,6 +2,7 @@
 and read from then on: the dashboard shows the same figures, faster."""
 
 import re
+import threading
 from decimal import Decimal
 
 import pytest
@@ -146,3 +147,27 @@ def test_the_weekly_task_stores_the_last_four_quarters(quarterly):
 
     assert sorted(str(q) for q in StoredQuarter.objects.all()) == sorted(
         quarter_name(back) for back in range(1, 5))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_dashboards_opened_at_once_store_each_quarter_once(quarterly):
+    past = previous_quarters(*quarter_back(0), 4)
+    found, start = [], threading.Barrier(2)
+
+    def look():
+        start.wait()
+        try:
+            found.append(stored_quarters(past))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=look) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(found) == 2 and found[0] == found[1]
+    assert StoredQuarter.objects.count() == 4
+    assert EnteringOpportunity.objects.filter(
+        stored_quarter=found[0][quarter_back(2)]).count() == 2
