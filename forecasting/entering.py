@@ -130,6 +130,15 @@ def store(quarters: list[Quarter]) -> None:
                 f"(stored_quarter_id, opportunity_id, amount, currency) {select}", params)
 
 
+def forget_stored_quarters() -> None:
+    """Empty the stored quarters, to be stored again on the next request: for history
+    written in the past by hand or by the demo's seed, which no stored quarter holds."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model in (EnteringOpportunity, StoredQuarter):
+            cursor.execute(f"DELETE FROM {quote(model._meta.db_table)}")
+
+
 def stored_entering(opportunities: OpportunityQuerySet, stored: dict[Quarter, int]
                     ) -> dict[Quarter, list[tuple[str, object]]]:
     """Each stored quarter's entering pipeline among these opportunities: (currency,

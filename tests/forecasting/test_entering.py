@@ -10,14 +10,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from forecasting.coverage import historical_coverage, pipeline_entering, previous_quarters
-from forecasting.entering import EnteringOpportunity, StoredQuarter, store, stored_quarters
+from forecasting.entering import (
+    EnteringOpportunity,
+    StoredQuarter,
+    forget_stored_quarters,
+    store,
+    stored_quarters,
+)
 from forecasting.rollups import rates_in_force
 from forecasting.tasks import take_weekly_snapshot
 from pipeline.models import Opportunity
 from pipeline.models.imported import ImportedOpportunity
 from pipeline.process import Stage
-from tests.factories import AccountFactory
-from tests.forecasting.conftest import figure, first_day, quarter_back, quarter_name
+from tests.factories import AccountFactory, OpportunityFactory
+from tests.forecasting.conftest import figure, first_day, moment, quarter_back, quarter_name
 
 pytestmark = pytest.mark.django_db
 
@@ -130,6 +136,19 @@ def test_the_current_quarter_is_never_stored(quarterly):
     assert not StoredQuarter.objects.filter(fiscal_year=year, quarter=quarter).exists()
     assert StoredQuarter.objects.count() == 3
     assert history.quarters[0].name == quarter_name(0)
+
+
+def test_history_written_in_the_past_counts_once_the_stored_quarters_are_forgotten(quarterly):
+    historical_coverage(Opportunity.objects.all(), *quarter_back(0))
+    OpportunityFactory(owner=quarterly.anna, stage=Stage.DISCOVERING, amount=Decimal("7000"),
+                       created_at=moment(2, 1),
+                       expected_close_date=first_day(1, 3))  # as seed_demo writes them
+
+    forget_stored_quarters()
+    history = historical_coverage(Opportunity.objects.all(), *quarter_back(0))
+
+    assert history.quarters[0].pipeline == Decimal("157000.00")
+    assert StoredQuarter.objects.count() == 4
 
 
 def test_storing_a_quarter_twice_stores_it_once(quarterly):
