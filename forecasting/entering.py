@@ -35,16 +35,20 @@ Quarter = tuple[int, int]
 
 
 class StoredQuarter(models.Model):
-    """A finished quarter whose entering pipeline is stored (its rows may be none)."""
+    """A finished quarter whose entering pipeline is stored (its rows may be none). Known
+    by its first and last moments, not by its name alone: a changed fiscal year start or
+    time zone makes other quarters of the same names, stored afresh."""
 
     fiscal_year = models.PositiveSmallIntegerField(_("fiscal year"))
     quarter = models.PositiveSmallIntegerField(_("quarter"))
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
     stored_at = models.DateTimeField(_("stored"), default=timezone.now)
 
     class Meta:
         verbose_name = _("stored quarter")
         verbose_name_plural = _("stored quarters")
-        constraints = [models.UniqueConstraint(fields=["fiscal_year", "quarter"],
+        constraints = [models.UniqueConstraint(fields=["starts_at", "ends_at"],
                                                name="stored_quarter_once")]
 
     def __str__(self) -> str:
@@ -95,11 +99,12 @@ def stored_quarters(quarters: list[Quarter]) -> dict[Quarter, int]:
 
 
 def stored_ids(quarters: list[Quarter]) -> dict[Quarter, int]:
+    moments = {fiscal_quarter_moments(*quarter): quarter for quarter in quarters}
     wanted = models.Q()
-    for year, quarter in quarters:
-        wanted |= models.Q(fiscal_year=year, quarter=quarter)
-    return {(year, quarter): pk for pk, year, quarter in
-            StoredQuarter.objects.filter(wanted).values_list("pk", "fiscal_year", "quarter")}
+    for start, end in moments:
+        wanted |= models.Q(starts_at=start, ends_at=end)
+    return {moments[start, end]: pk for pk, start, end in
+            StoredQuarter.objects.filter(wanted).values_list("pk", "starts_at", "ends_at")}
 
 
 @transaction.atomic
@@ -109,14 +114,15 @@ def store(quarters: list[Quarter]) -> None:
     from forecasting.coverage import entering_opportunities
 
     quote = connection.ops.quote_name
-    values = ", ".join(["(%s, %s, %s)"] * len(quarters))
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(quarters))
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(StoredQuarter._meta.db_table)} (fiscal_year, quarter, "
-            f"stored_at) VALUES {values} ON CONFLICT (fiscal_year, quarter) DO NOTHING "
-            "RETURNING id, fiscal_year, quarter",
-            [value for year, quarter in quarters for value in (year, quarter, now)])
+            f"starts_at, ends_at, stored_at) VALUES {values} "
+            "ON CONFLICT (starts_at, ends_at) DO NOTHING RETURNING id, fiscal_year, quarter",
+            [value for year, quarter in quarters
+             for value in (year, quarter, *fiscal_quarter_moments(year, quarter), now)])
         inserted = cursor.fetchall()
         for pk, year, quarter in inserted:
             select, params = (

@@ -190,3 +190,14 @@ def test_two_dashboards_opened_at_once_store_each_quarter_once(quarterly):
     assert StoredQuarter.objects.count() == 4
     assert EnteringOpportunity.objects.filter(
         stored_quarter=found[0][quarter_back(2)]).count() == 2
+
+
+def test_a_changed_fiscal_year_start_stores_its_own_quarters(quarterly, settings):
+    historical_coverage(Opportunity.objects.all(), 2026, 1)
+    settings.FISCAL_YEAR_START_MONTH = 2
+
+    history = historical_coverage(Opportunity.objects.all(), 2026, 1)
+
+    assert {q.name: q.pipeline for q in history.quarters} == rebuilt(
+        Opportunity.objects.all(), 2026, 1)
+    assert StoredQuarter.objects.count() == 8
