@@ -10,7 +10,8 @@ close dates read their field changes the same way.
 The state of that day is the state as it stood once undone moves are taken back: an undo
 and the move it undoes are left out, so a move made a minute before the quarter began and
 undone a minute after never happened. Reopens are changes like any other. A handful of
-grouped queries however many opportunities and changes.
+grouped queries however many opportunities and changes; a finished quarter's entering
+pipeline is rebuilt once and stored (forecasting/entering.py).
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import F, Min, OuterRef, Subquery, Sum, Value
+from django.db.models import Case, F, Min, OuterRef, Subquery, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce
 
 from crm.models import fiscal_quarter_bounds, fiscal_quarter_moments
+from forecasting.entering import stored_entering, stored_quarters
 from forecasting.rollups import CENT, rates_in_force
 from pipeline.models import FieldChange, OpportunityQuerySet, StageChange
 from pipeline.models.queries import FORECAST_OPEN
-from pipeline.process import category_stages
+from pipeline.process import Stage, category_stages
 
 QUARTERS_LOOKED_BACK = 4
 # Fewer quarters with history than this, and a ratio would be one quarter's accident.
@@ -78,33 +80,65 @@ def previous_quarters(year: int, quarter: int, count: int) -> list[tuple[int, in
 
 def historical_coverage(opportunities: OpportunityQuerySet, year: int, quarter: int
                         ) -> HistoricalCoverage:
-    """The last four quarters before this one, for these opportunities."""
+    """The last four quarters before this one, for these opportunities. A finished
+    quarter's entering pipeline is read from what is stored for it (forecasting/entering.py),
+    stored on first need; what closed is read live, as imports may add to it."""
     rates = rates_in_force()
     first_record = opportunities.aggregate(first=Min("created_at"))["first"]
+    past = previous_quarters(year, quarter, QUARTERS_LOOKED_BACK)
+    stored = stored_entering(opportunities, stored_quarters(past))
+    closed = closed_in(opportunities, past)
     quarters = []
-    for past_year, past_quarter in previous_quarters(year, quarter, QUARTERS_LOOKED_BACK):
+    for past_year, past_quarter in past:
         start, _end = fiscal_quarter_moments(past_year, past_quarter)
+        entering = stored.get((past_year, past_quarter))
         quarters.append(PastQuarter(
             name=f"{past_year}-Q{past_quarter}",
-            pipeline=pipeline_entering(opportunities, past_year, past_quarter, rates),
-            closed=converted(opportunities.won_in_quarter(past_year, past_quarter)
-                             .order_by().values_list("currency").annotate(Sum("amount")),
-                             rates),
+            pipeline=(converted(entering, rates) if entering is not None else
+                      pipeline_entering(opportunities, past_year, past_quarter, rates)),
+            closed=converted(closed.get((past_year, past_quarter), []), rates),
             recorded=first_record is not None and first_record < start,
         ))
     return HistoricalCoverage(quarters)
 
 
-def pipeline_entering(opportunities: OpportunityQuerySet, year: int, quarter: int,
-                      rates: dict[str, Decimal]) -> Decimal:
+def closed_in(opportunities: OpportunityQuerySet, quarters: list[tuple[int, int]]
+              ) -> dict[tuple[int, int], list[tuple[str, Decimal]]]:
+    """What was won in each of these quarters (as won_in_quarter counts it), as
+    (currency, amount) sums; one grouped query over the span of them all."""
+    moments = {quarter: fiscal_quarter_moments(*quarter) for quarter in quarters}
+    index = Case(*(When(stage_entered_at__gte=start, stage_entered_at__lt=end,
+                        then=Value(number)) for number, (start, end)
+                   in enumerate(moments.values())), output_field=models.IntegerField())
+    # A closed opportunity is final: it entered its stage when it was won.
+    rows = (opportunities.filter(stage=Stage.CLOSED,
+                                 stage_entered_at__gte=min(s for s, _e in moments.values()),
+                                 stage_entered_at__lt=max(e for _s, e in moments.values()))
+            .order_by().annotate(index=index).values_list("index", "currency")
+            .annotate(Sum("amount")))
+    sums: dict[tuple[int, int], list] = {quarter: [] for quarter in quarters}
+    for number, currency, amount in rows:
+        if number is not None:
+            sums[quarters[number]].append((currency, amount))
+    return sums
+
+
+def entering_opportunities(opportunities: OpportunityQuerySet, year: int, quarter: int
+                           ) -> OpportunityQuerySet:
     """The open forecast (Pipeline, Best Case, Commit) at the quarter's first moment,
-    expected then to close in it, at that day's amounts; one grouped query."""
+    expected then to close in it, with that day's `amount_then` and `currency_then`."""
     start, _end = fiscal_quarter_moments(year, quarter)
     first, after = fiscal_quarter_bounds(year, quarter)
     open_stages = [stage for category in FORECAST_OPEN for stage in category_stages(category)]
-    rows = (as_of(opportunities.filter(created_at__lt=start), start)
+    return (as_of(opportunities.filter(created_at__lt=start), start)
             .filter(stage_then__in=open_stages, close_date_then__gte=first,
-                    close_date_then__lt=after)
+                    close_date_then__lt=after))
+
+
+def pipeline_entering(opportunities: OpportunityQuerySet, year: int, quarter: int,
+                      rates: dict[str, Decimal]) -> Decimal:
+    """The pipeline that entered the quarter at that day's amounts; one grouped query."""
+    rows = (entering_opportunities(opportunities, year, quarter)
             .order_by().values_list("currency_then").annotate(Sum("amount_then")))
     return converted(rows, rates)
 

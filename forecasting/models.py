@@ -122,7 +122,8 @@ class Target(models.Model):
 
 # Calls and snapshots live in modules of their own; importing them here registers them.
 from forecasting.calls import CallKind, ForecastCall  # noqa: E402
+from forecasting.entering import EnteringOpportunity, StoredQuarter  # noqa: E402
 from forecasting.snapshots import Snapshot, SnapshotRow  # noqa: E402
 
-__all__ = ["CallKind", "ForecastCall", "Quota", "QuotaQuerySet", "Snapshot", "SnapshotRow",
-           "Target"]
+__all__ = ["CallKind", "EnteringOpportunity", "ForecastCall", "Quota", "QuotaQuerySet",
+           "Snapshot", "SnapshotRow", "StoredQuarter", "Target"]

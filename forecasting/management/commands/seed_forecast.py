@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from forecasting.demo import demo_reps, make_calls, set_quotas, this_weeks_changes
 from forecasting.demo_history import rebuild_snapshot, weekly_slots
+from forecasting.entering import forget_stored_quarters
 from forecasting.models import ForecastCall, Quota, Snapshot
 
 WEEKS = 8
@@ -29,6 +30,8 @@ class Command(BaseCommand):
         now = timezone.now()
         reps = demo_reps()
         with transaction.atomic():
+            # seed_demo wrote its history in the past, where no stored quarter holds it.
+            forget_stored_quarters()
             quotas = set_quotas(reps, timezone.localdate(now))
             calls = make_calls(reps, now)
             snapshots = [rebuild_snapshot(slot) for slot in weekly_slots(now, WEEKS)]
