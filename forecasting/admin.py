@@ -1,5 +1,6 @@
 """The admin for quotas (a rep's manager sets them, through Quota.set), and read-only
-records: the former team targets, forecast calls and snapshots."""
+records: the former team targets, forecast calls, snapshots and the stored entering
+pipeline of finished quarters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from django.contrib import admin
 
 from crm.admin import ProgressionModelAdmin
 from crm.models import User
-from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
+from forecasting.models import (
+    EnteringOpportunity,
+    ForecastCall,
+    Quota,
+    Snapshot,
+    SnapshotRow,
+    StoredQuarter,
+    Target,
+)
 from forecasting.scope import quota_reps
 from pipeline.admin import RefusalsAsMessagesMixin
 
@@ -107,3 +116,19 @@ class SnapshotRowAdmin(RecordAdmin):
     list_filter = ("stage", "category")
     list_select_related = ("snapshot", "opportunity")
     raw_id_fields = ("snapshot", "opportunity", "owner")
+
+
+@admin.register(StoredQuarter)
+class StoredQuarterAdmin(RecordAdmin):
+    """Finished quarters whose entering pipeline the dashboard reads instead of rebuilding
+    it from the history (forecasting/entering.py)."""
+
+    list_display = ("__str__", "starts_at", "ends_at", "stored_at")
+    list_filter = ("fiscal_year", "quarter")
+
+
+@admin.register(EnteringOpportunity)
+class EnteringOpportunityAdmin(RecordAdmin):
+    list_display = ("stored_quarter", "opportunity", "amount", "currency")
+    list_select_related = ("stored_quarter", "opportunity")
+    raw_id_fields = ("stored_quarter", "opportunity")

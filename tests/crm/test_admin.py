@@ -1,6 +1,6 @@
 """The Django admin: every model, the role rules, history that cannot be rewritten."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -26,7 +26,15 @@ from crm.models import (
     User,
 )
 from crm.tokens import ApiToken
-from forecasting.models import ForecastCall, Quota, Snapshot, SnapshotRow, Target
+from forecasting.models import (
+    EnteringOpportunity,
+    ForecastCall,
+    Quota,
+    Snapshot,
+    SnapshotRow,
+    StoredQuarter,
+    Target,
+)
 from pipeline.contact_privacy import erase_contact
 from pipeline.models import (
     Activity,
@@ -73,7 +81,8 @@ pytestmark = pytest.mark.django_db
 VIEW_ONLY = {StageChange, FieldChange, CriterionTick, CommitteeMember, DeadlineExtension,
              Notification, Offer, OfferLine, PurchaseOrder, HandoffTask, ClosePlan,
              ClosePlanStep, ShareLink, ClosePlanEvent, Target, DeadPoolClaim, ForecastCall,
-             Snapshot, SnapshotRow, Activity, ContactErasure, ApiToken, ImportBatch}
+             Snapshot, SnapshotRow, Activity, ContactErasure, ApiToken, ImportBatch,
+             StoredQuarter, EnteringOpportunity}
 # One row, made by the migration: a second cannot be added.
 SINGLE_ROW = {ActivityRule}
 
@@ -184,6 +193,12 @@ def one_of_everything(superuser, manager, rep, sales_ops):
                                           best_case=Decimal("2000")),
         Snapshot: snapshot,
         SnapshotRow: snapshot.opportunity_rows.first(),
+        StoredQuarter: (stored := StoredQuarter.objects.create(
+            fiscal_year=2025, quarter=1, starts_at=datetime(2025, 1, 1, tzinfo=UTC),
+            ends_at=datetime(2025, 3, 31, 23, 59, 59, tzinfo=UTC))),
+        EnteringOpportunity: EnteringOpportunity.objects.create(
+            stored_quarter=stored, opportunity=opportunity, amount=Decimal("1000"),
+            currency="EUR"),
         Group: Group.objects.get(name="rep"),
         Activity: Activity.objects.first(),  # the call planned to leave Identifying
         ActivityRule: ActivityRule.objects.get_or_create(pk=1)[0],
