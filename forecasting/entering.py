@@ -107,6 +107,12 @@ def stored_ids(quarters: list[Quarter]) -> dict[Quarter, int]:
             StoredQuarter.objects.filter(wanted).values_list("pk", "starts_at", "ends_at")}
 
 
+def as_stored(moment):
+    """A moment as the ORM would write it: SQLite keeps text, and the ORM's lookups only
+    find what it wrote itself."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
 @transaction.atomic
 def store(quarters: list[Quarter]) -> None:
     """Insert these quarters (INSERT … ON CONFLICT DO NOTHING) and, for each this call
@@ -122,7 +128,8 @@ def store(quarters: list[Quarter]) -> None:
             f"starts_at, ends_at, stored_at) VALUES {values} "
             "ON CONFLICT (starts_at, ends_at) DO NOTHING RETURNING id, fiscal_year, quarter",
             [value for year, quarter in quarters
-             for value in (year, quarter, *fiscal_quarter_moments(year, quarter), now)])
+             for value in (year, quarter, *map(as_stored, fiscal_quarter_moments(year, quarter)),
+                           as_stored(now))])
         inserted = cursor.fetchall()
         for pk, year, quarter in inserted:
             select, params = (

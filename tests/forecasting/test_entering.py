@@ -169,7 +169,7 @@ def test_the_weekly_task_stores_the_last_four_quarters(quarterly):
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_two_dashboards_opened_at_once_store_each_quarter_once(quarterly):
+def test_two_dashboards_opened_at_once_store_each_quarter_once(quarterly, postgresql):
     past = previous_quarters(*quarter_back(0), 4)
     found, start = [], threading.Barrier(2)
 
