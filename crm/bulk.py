@@ -4,6 +4,8 @@
   with thousands of ids makes Django prepare every id as a parameter of its own and
   psycopg parse a query string with a placeholder for each, which cost more than the
   queries themselves. On PostgreSQL `= ANY(%s)`; elsewhere the same as `__in`.
+- `reserve_ids`: primary keys for rows not yet inserted, so that other rows (or a COPY)
+  can point to them.
 - `insert_from_arrays`: rows inserted from one array per column, their ids returned.
   `bulk_create` builds a model instance for each row and prepares every value of it in
   Python.
@@ -11,7 +13,7 @@
 
 from __future__ import annotations
 
-from django.db import connections, models
+from django.db import connection, connections, models
 from django.db.models.fields.related import ForeignObject
 from django.db.models.lookups import In, Lookup
 
@@ -52,3 +54,22 @@ def insert_from_arrays(model: type[models.Model], columns: dict[str, str],
             "RETURNING id",
             [*constants.values(), *(list(column) for column in zip(*rows, strict=True))])
         return [pk for (pk,) in cursor.fetchall()]
+
+
+def reserve_ids(model: type[models.Model], count: int) -> list[int]:
+    """Primary keys for rows not yet inserted, so that other rows can point to them."""
+    if not count:
+        return []
+    table, key = model._meta.db_table, model._meta.pk.column
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [table, key, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        # SQLite: the transaction holds the write lock, so nobody else takes these keys.
+        cursor.execute(f"SELECT MAX({quote(key)}) FROM {quote(table)}")
+        first = (cursor.fetchone()[0] or 0) + 1
+    return list(range(first, first + count))

@@ -37,25 +37,6 @@ class Rows:
         return len(self.rows)
 
 
-def reserve_ids(model: type[models.Model], count: int) -> list[int]:
-    """Primary keys for rows not yet inserted, so that other rows can point to them."""
-    if not count:
-        return []
-    table, key = model._meta.db_table, model._meta.pk.column
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [table, key, count],
-            )
-            return [row[0] for row in cursor.fetchall()]
-        # SQLite: the transaction holds the write lock, so nobody else takes these keys.
-        cursor.execute(f"SELECT MAX({quote(key)}) FROM {quote(table)}")
-        first = (cursor.fetchone()[0] or 0) + 1
-    return list(range(first, first + count))
-
-
 def insert_rows(rows: Rows) -> None:
     """bulk_create in batches: for SQLite, that is the demo's few hundred opportunities."""
     model, columns = rows.model, rows.columns

@@ -9,7 +9,6 @@ plan. Every change, by either side, is recorded as a ClosePlanEvent.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import date, timedelta
 
@@ -22,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.localized import day
 from crm.models import Contact, User, validate_single_line
+from crm.tokens import digest
 from pipeline.models.refusals import ChangeForbidden, InvalidChange
 
 LINK_DAYS = 30
@@ -173,10 +173,6 @@ class ClosePlanStep(models.Model):
         return self.status != StepStatus.DONE and self.due_date < today
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class ShareLinkQuerySet(models.QuerySet):
     def usable(self, now=None) -> ShareLinkQuerySet:
         now = now or timezone.now()
@@ -222,7 +218,7 @@ class ShareLink(models.Model):
         if not token or len(token) > 100:
             return None
         link = (cls.objects.usable().select_related("plan__opportunity__account", "contact")
-                .filter(token_hash=hash_token(token)).first())
+                .filter(token_hash=digest(token)).first())
         if link is not None:
             cls.objects.filter(pk=link.pk).update(last_used_at=timezone.now())
         return link
@@ -406,7 +402,7 @@ class Planning:
                                     % contact)
             token = secrets.token_urlsafe(32)
             link = ShareLink.objects.create(
-                plan=plan, contact=contact, token_hash=hash_token(token), created_by=by,
+                plan=plan, contact=contact, token_hash=digest(token), created_by=by,
                 expires_at=timezone.now() + timedelta(days=days))
             plan.record(PlanEvent.LINK_CREATED, user=by, link=link, detail=str(contact))
         return link, token

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from crm.bulk import reserve_ids
 from crm.models import Role, User
 from pipeline.models.choices import Via
 from pipeline.process import DeadReason, Stage
@@ -96,9 +97,7 @@ class Imported:
         quote = connection.ops.quote_name
         table = cls._meta.db_table
         with connection.cursor() as cursor:
-            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
-                           "FROM generate_series(1, %s)", [quote(table), len(records)])
-            ids = [pk for (pk,) in cursor.fetchall()]
+            ids = reserve_ids(cls, len(records))
             fields = [field for field in cls._meta.concrete_fields if not field.primary_key]
             defaults = {field.attname: field.get_default() for field in fields}
             columns = ", ".join(quote(field.column) for field in fields)

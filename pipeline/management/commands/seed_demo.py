@@ -39,6 +39,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from crm.bulk import reserve_ids
 from crm.models import (
     Account,
     Contact,
@@ -53,7 +54,6 @@ from pipeline.management.bulk_rows import (
     Rows,
     RowWriter,
     foreign_keys_checked_at_the_end,
-    reserve_ids,
 )
 from pipeline.management.demo_activities import create_activities
 from pipeline.management.demo_history import DAY, DemoAccount, OpportunityHistory
