@@ -39,14 +39,12 @@ def chosen_quarter(request, default: tuple[int, int] | None = None) -> tuple[int
 
 
 def calls_in(scope: Scope, user: User):
-    """The calls the user may read: a rep their own, a manager their teams'."""
+    """The calls the user may read: all for who sees the company, a manager their
+    teams', a rep their own."""
     calls = ForecastCall.objects.all()
-    if sees_company(user):
-        pass
-    elif user.is_manager:
-        calls = calls.filter(team_id__in=user.team_ids)
-    else:
-        calls = calls.filter(kind=CallKind.REP, rep=user)
+    if not sees_company(user):
+        calls = (calls.filter(team_id__in=user.team_ids) if user.is_manager
+                 else calls.filter(kind=CallKind.REP, rep=user))
     if scope.team:
         calls = calls.filter(team=scope.team)
     if scope.rep:
