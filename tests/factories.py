@@ -26,6 +26,9 @@ from pipeline.models import (
 )
 from pipeline.process import CRITERIA, ORDERED_STAGES, PROCESS, CriterionKind, Stage
 
+# Every factory-made user's password, typed into the login page by the browser tests.
+PASSWORD = "correct horse battery staple"
+
 
 class TeamFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -44,7 +47,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.django.Password("correct horse battery staple")
+    password = factory.django.Password(PASSWORD)
     team = factory.SubFactory(TeamFactory)
 
     @factory.post_generation

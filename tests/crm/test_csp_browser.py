@@ -19,14 +19,6 @@ from tests.factories import (
     record_order,
 )
 from tests.forecasting.stage_stories import stage_stories
-from tests.pipeline.conftest import (  # noqa: F401 (the browser fixtures)
-    base_url,
-    browser_context_args,
-    browser_type_launch_args,
-    databases_as_set_up,
-    log_in,
-    playwright,
-)
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,7 +41,7 @@ def calendar_quarters(settings, monkeypatch):
 
 
 def test_every_main_page_works_under_the_content_security_policy(live_server, page,
-                                                                 log_in):  # noqa: F811
+                                                                 log_in):
     cast = stage_stories()
     rep = cast.anna
     at_finalizing = advance(OpportunityFactory(owner=rep, name="Initech rollout"),

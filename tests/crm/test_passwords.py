@@ -6,11 +6,10 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from tests.factories import RepFactory
+from tests.factories import PASSWORD, RepFactory
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new passphrase 2026"
 
 

@@ -21,15 +21,6 @@ from tests.factories import (
     RepFactory,
     UserFactory,
 )
-from tests.pipeline.conftest import (  # noqa: F401  (fixtures, shared with the browser test)
-    PASSWORD,
-    base_url,
-    browser_context_args,
-    browser_type_launch_args,
-    databases_as_set_up,
-    log_in,
-    playwright,
-)
 
 
 def this_quarter():

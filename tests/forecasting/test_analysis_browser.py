@@ -8,14 +8,6 @@ from playwright.sync_api import expect
 
 from forecasting import calibration
 from tests.forecasting.stage_stories import stage_stories
-from tests.pipeline.conftest import (  # noqa: F401 (the browser fixtures)
-    base_url,
-    browser_context_args,
-    browser_type_launch_args,
-    databases_as_set_up,
-    log_in,
-    playwright,
-)
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,7 +22,7 @@ def calendar_quarters(settings, monkeypatch):
     monkeypatch.setattr(calibration, "MINIMUM_SAMPLE", 3)
 
 
-def test_the_charts_draw_and_their_tables_show_the_same_figures(live_server, log_in):  # noqa: F811
+def test_the_charts_draw_and_their_tables_show_the_same_figures(live_server, log_in):
     cast = stage_stories()
     page = log_in(cast.manager)
     errors = []

@@ -4,8 +4,7 @@ the first page, and the app's icon (issue 14)."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.factories import RepFactory
-from tests.pipeline.conftest import PASSWORD
+from tests.factories import PASSWORD, RepFactory
 
 pytestmark = [
     pytest.mark.browser,
